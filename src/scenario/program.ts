@@ -1,0 +1,128 @@
+// A scenario after parsing: every address, size and mask resolved to a u64 (bigint).
+// This is what both executors consume: the simulated process (src/process.ts) and the real
+// kernel (src/kernel/). Nothing here refers back to YAML, except `where` for messages.
+
+import type { ErrnoName, PmScanArg } from '../uapi';
+
+export const MEMORY_KINDS = [
+  'anon',
+  'shared-anon',
+  'file-private',
+  'file-shared',
+  'memfd-private',
+  'memfd-shared',
+  'hugetlb',
+  'hugetlb-shared',
+  'hugetlb-1g',
+  'pfnmap',
+] as const;
+export type MemoryKind = (typeof MEMORY_KINDS)[number];
+
+export const ADVICES = {
+  normal: 0,
+  random: 1,
+  sequential: 2,
+  willneed: 3,
+  dontneed: 4,
+  free: 8,
+  remove: 9,
+  dontfork: 10,
+  dofork: 11,
+  hugepage: 14,
+  nohugepage: 15,
+  cold: 20,
+  pageout: 21,
+  'populate-read': 22,
+  'populate-write': 23,
+  collapse: 25,
+  'guard-install': 102,
+  'guard-remove': 103,
+} as const;
+export type Advice = keyof typeof ADVICES;
+
+export type Op =
+  | { op: 'mmap'; addr: bigint; size: bigint; kind: MemoryKind; prot: number; name?: string }
+  | { op: 'munmap'; addr: bigint; size: bigint }
+  | { op: 'mprotect'; addr: bigint; size: bigint; prot: number }
+  | { op: 'madvise'; addr: bigint; size: bigint; advice: Advice }
+  | { op: 'read' | 'write'; addr: bigint; size: bigint; stride: bigint }
+  | { op: 'uffd_open'; features: bigint }
+  | { op: 'uffd_close' }
+  | { op: 'uffd_register'; addr: bigint; size: bigint; mode: bigint }
+  | { op: 'uffd_unregister'; addr: bigint; size: bigint }
+  | { op: 'uffd_writeprotect'; addr: bigint; size: bigint; wp: boolean }
+  | { op: 'clear_refs'; value: bigint }
+  /** `arg.vec` is VEC_ADDR unless the scenario passed `vec: null` (then 0). */
+  | { op: 'pagemap_scan'; arg: PmScanArg };
+
+export type OpName = Op['op'];
+
+/** Where a step came from, for messages: `file:line:col`. */
+export interface Where {
+  file: string;
+  line: number;
+  col: number;
+}
+
+/** An expected region: [start, end, categories bitmask]. */
+export interface ExpectedRegion {
+  start: bigint;
+  end: bigint;
+  categories: number;
+}
+
+export interface Expectation {
+  ret?: bigint;
+  errno?: ErrnoName | null;
+  walk_end?: bigint | null;
+  regions?: ExpectedRegion[];
+  ok?: true;
+  where: Where;
+}
+
+export interface Step {
+  /** 1-based, as in the file. */
+  index: number;
+  op: Op;
+  mayFail: boolean;
+  expect?: Expectation;
+  where: Where;
+}
+
+export interface SystemConfig {
+  swap: boolean;
+  thp: 'always' | 'madvise' | 'never';
+  hugetlbPages?: { '2M'?: number; '1G'?: number };
+}
+
+export interface Program {
+  name: string;
+  description?: string;
+  file: string;
+  kernel: string;
+  system: SystemConfig;
+  steps: Step[];
+  /** Mapping names as given by `mmap.name`, to their start address (for printing). */
+  names: Map<string, bigint>;
+}
+
+/**
+ * The fixed user address of the output array of a scan (`vec`), both in the real-kernel helper
+ * and in the emulator: access_ok(vec, vec_len * 24) depends on it. It lies outside the address
+ * range scenarios are meant to use (see scenario-format.md).
+ */
+export const VEC_ADDR = 0x600000000000n;
+/** How many page_region entries the real-kernel helper maps at VEC_ADDR. */
+export const VEC_CAPACITY = 1n << 20n;
+
+/** The result of one step, as `run --json` prints it. */
+export interface StepResult {
+  step: number;
+  op: OpName;
+  ret: bigint;
+  errno: ErrnoName | null;
+  /** pagemap_scan only; null when the kernel does not write it back. */
+  walk_end?: bigint | null;
+  /** pagemap_scan only: what was copied to the user array. */
+  regions?: { start: bigint; end: bigint; categories: number }[];
+}
