@@ -40,3 +40,6 @@ export class InputError extends Error {
 export class EnvironmentError extends Error {
   readonly exitCode = EXIT_ENVIRONMENT;
 }
+
+/** A step needs semantics the emulator does not model yet: said plainly instead of guessed. */
+export class NotModelled extends Error {}

@@ -1,18 +1,102 @@
 // Runs a Program on the simulated process: each step as the system call it names.
-import type { Program, StepResult } from './scenario/program';
 
-/** A step that failed without `may_fail`: the scenario stops there. */
+import { NotModelled } from './errors';
+import { Process } from './process';
+import { profileNamed } from './profiles';
+import type { Op, Program, Step, StepResult } from './scenario/program';
+import type { ErrnoName } from './uapi';
+
+/** A step that failed without `may_fail`, or that cannot be simulated: the scenario stops. */
 export interface StepFailure {
   step: number;
   message: string;
+  /** The emulator lacks these semantics (as opposed to the scenario's own system call failing). */
+  notModelled: boolean;
 }
 
 export interface SimulationResult {
+  kernel: string;
   results: StepResult[];
   stopped?: StepFailure;
 }
 
 export function simulate(program: Program): SimulationResult {
-  void program;
-  throw new Error('not implemented yet');
+  const profile = profileNamed(program.kernel);
+  if (!profile) throw new Error(`unknown kernel profile ${program.kernel}`);
+  const results: StepResult[] = [];
+  let proc: Process;
+  try {
+    proc = new Process(profile, program.system);
+  } catch (e) {
+    if (e instanceof NotModelled) return { kernel: profile.name, results, stopped: { step: 0, message: e.message, notModelled: true } };
+    throw e;
+  }
+  for (const step of program.steps) {
+    let result: StepResult;
+    try {
+      result = execute(proc, step);
+    } catch (e) {
+      if (!(e instanceof NotModelled)) throw e;
+      return { kernel: profile.name, results, stopped: { step: step.index, message: `${step.op.op}: ${e.message}`, notModelled: true } };
+    }
+    results.push(result);
+    if (result.errno && !tolerates(step, result.errno)) {
+      return {
+        kernel: profile.name,
+        results,
+        stopped: { step: step.index, message: `${step.op.op} failed with ${result.errno} (add may_fail: true to make it a result)`, notModelled: false },
+      };
+    }
+  }
+  return { kernel: profile.name, results };
+}
+
+/** A scan's errno is always a result; other steps fail unless may_fail or an expected errno. */
+function tolerates(step: Step, errno: ErrnoName): boolean {
+  return step.op.op === 'pagemap_scan' || step.mayFail || step.expect?.errno === errno;
+}
+
+function execute(proc: Process, step: Step): StepResult {
+  const op = step.op;
+  if (op.op === 'pagemap_scan') {
+    const r = proc.pagemapScan(op.arg);
+    return {
+      step: step.index,
+      op: op.op,
+      ret: BigInt(r.ret),
+      errno: r.errno,
+      walk_end: r.walkEnd === null ? null : BigInt(r.walkEnd),
+      regions: r.regions.map((g) => ({ start: BigInt(g.start), end: BigInt(g.end), categories: g.categories })),
+    };
+  }
+  const errno = syscall(proc, op, step.mayFail);
+  return { step: step.index, op: op.op, ret: errno ? -1n : 0n, errno };
+}
+
+function syscall(proc: Process, op: Exclude<Op, { op: 'pagemap_scan' }>, mayFail: boolean): ErrnoName | null {
+  switch (op.op) {
+    case 'mmap':
+      return proc.mmap(op.addr, op.size, op.kind, op.prot);
+    case 'munmap':
+      return proc.munmap(op.addr, op.size);
+    case 'mprotect':
+      return proc.mprotect(op.addr, op.size, op.prot);
+    case 'madvise':
+      return proc.madvise(op.addr, op.size, op.advice);
+    case 'read':
+    case 'write':
+      return proc.touch(op.addr, op.size, op.stride, op.op === 'write', mayFail);
+    case 'uffd_open':
+      return proc.uffdOpen(op.features);
+    case 'uffd_close':
+      return proc.uffdClose();
+    case 'uffd_register':
+      return proc.uffdRegister(op.addr, op.size, op.mode);
+    case 'uffd_unregister':
+      return proc.uffdUnregister(op.addr, op.size);
+    case 'uffd_writeprotect':
+      return proc.uffdWriteprotect(op.addr, op.size, op.wp);
+    case 'clear_refs':
+      return proc.clearRefs(op.value);
+  }
 }

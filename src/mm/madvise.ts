@@ -1,0 +1,118 @@
+// madvise() (mm/madvise.c): validation, the walk over VMAs, and each advice's effect.
+// Returns null on success or the errno name.
+
+import { PROT_READ, PROT_WRITE, type ErrnoName } from '../uapi';
+import type { Advice } from '../scenario/program';
+import { NotModelled } from '../errors';
+import type { MmStruct } from './mm';
+import { PTE_MARKER_GUARD, isGuardMarker } from './pte';
+import { zapRange } from './memory';
+import { splitVmas, userRange } from './mmap';
+import { fillNone } from './userfaultfd';
+import { isHugetlb, isPfnmap, vmaIsAnonymous, VM_DONTCOPY, VM_RAND_READ, VM_SEQ_READ, type Vma } from './vma';
+
+
+/** The part of [start, end) inside one VMA, and that VMA. */
+interface VmaRange {
+  vma: Vma;
+  start: number;
+  end: number;
+}
+
+/** Advice that only changes VMA flags: madvise_update_vma() splits and merges VMAs. */
+const FLAG_ADVICE: Partial<Record<Advice, (vma: Vma) => void>> = {
+  normal: (vma) => (vma.advice &= ~(VM_SEQ_READ | VM_RAND_READ)),
+  random: (vma) => (vma.advice = (vma.advice & ~VM_SEQ_READ) | VM_RAND_READ),
+  sequential: (vma) => (vma.advice = (vma.advice & ~VM_RAND_READ) | VM_SEQ_READ),
+  dontfork: (vma) => (vma.advice |= VM_DONTCOPY),
+  dofork: (vma) => (vma.advice &= ~VM_DONTCOPY),
+  nohugepage: (vma) => (vma.thp = 'nohugepage'),
+};
+
+/** Advice that acts on the entries of each VMA range. */
+const RANGE_ADVICE: Partial<Record<Advice, (mm: MmStruct, r: VmaRange) => ErrnoName | null>> = {
+  willneed: () => null,
+  cold: () => null,
+  dontneed: madviseDontneed,
+  free: madviseFree,
+  remove: () => 'EINVAL',
+  pageout: madvisePageout,
+  'guard-install': madviseGuardInstall,
+  'guard-remove': madviseGuardRemove,
+};
+
+export function doMadvise(mm: MmStruct, addr: bigint, len: bigint, advice: Advice, swap: boolean): ErrnoName | null {
+  if (addr % 4096n !== 0n) return 'EINVAL';
+  const range = userRange(addr, len);
+  if (!range) return 'EINVAL';
+  const { start, end } = range;
+  if (start === end) return null;
+  if (advice === 'hugepage' || advice === 'collapse') {
+    throw new NotModelled(`madvise ${advice}: transparent huge pages are not modelled yet`);
+  }
+  if (advice === 'pageout' && swap) throw new NotModelled('madvise pageout with swap: swap is not modelled yet');
+  if (advice === 'populate-read' || advice === 'populate-write') {
+    throw new NotModelled('populate is applied by the process (see process.ts)');
+  }
+  if (!mm.anyVmaIn(start, end)) return 'ENOMEM';
+  const unmapped = !mm.fullyMapped(start, end);
+  const flag = FLAG_ADVICE[advice];
+  if (flag) {
+    for (const vma of splitVmas(mm, start, end)) flag(vma);
+    mm.mergeAround(start, end);
+  } else {
+    const apply = RANGE_ADVICE[advice]!;
+    for (const vma of mm.vmasIn(start, end)) {
+      const err = apply(mm, { vma, start: Math.max(start, vma.start), end: Math.min(end, vma.end) });
+      if (err) return err;
+    }
+  }
+  return unmapped ? 'ENOMEM' : null;
+}
+
+function requireAnon(r: VmaRange, advice: string): void {
+  if (!vmaIsAnonymous(r.vma)) throw new NotModelled(`madvise ${advice} on ${r.vma.kind} memory is not modelled yet`);
+}
+
+/** MADV_DONTNEED: zap, and free PTE tables left empty (CONFIG_PT_RECLAIM). */
+function madviseDontneed(mm: MmStruct, r: VmaRange): ErrnoName | null {
+  if (isPfnmap(r.vma)) return 'EINVAL';
+  requireAnon(r, 'dontneed');
+  zapRange(mm, r.start, r.end, true);
+  return null;
+}
+
+/** MADV_FREE: anonymous pages stay mapped until reclaim; swap entries would be freed. */
+function madviseFree(_mm: MmStruct, r: VmaRange): ErrnoName | null {
+  if (!vmaIsAnonymous(r.vma)) return 'EINVAL';
+  return null;
+}
+
+/** MADV_PAGEOUT without swap: anonymous pages cannot go anywhere and stay present. */
+function madvisePageout(_mm: MmStruct, r: VmaRange): ErrnoName | null {
+  requireAnon(r, 'pageout');
+  return null;
+}
+
+/** MADV_GUARD_INSTALL: zap what is mapped, then a guard marker in every slot. */
+function madviseGuardInstall(mm: MmStruct, r: VmaRange): ErrnoName | null {
+  if (isPfnmap(r.vma) || isHugetlb(r.vma)) return 'EINVAL';
+  requireAnon(r, 'guard-install');
+  zapRange(mm, r.start, r.end, false);
+  mm.allocPteTables(r.start, r.end);
+  fillNone(mm, r.start, r.end, PTE_MARKER_GUARD);
+  return null;
+}
+
+/** MADV_GUARD_REMOVE: guard markers (WP'd ones too) become none; nothing else changes. */
+function madviseGuardRemove(mm: MmStruct, r: VmaRange): ErrnoName | null {
+  if (isPfnmap(r.vma) || isHugetlb(r.vma)) return 'EINVAL';
+  mm.pte.map.update(mm.pte.index(r.start), mm.pte.index(r.end), (pte) => (isGuardMarker(pte) ? undefined : pte));
+  return null;
+}
+
+/** check_vma_flags() of GUP, which MADV_POPULATE_* uses: stricter than a CPU access. */
+export function gupAccessError(vma: Vma, write: boolean): boolean {
+  if (isPfnmap(vma)) return true;
+  return write ? (vma.prot & PROT_WRITE) === 0 : (vma.prot & PROT_READ) === 0;
+}

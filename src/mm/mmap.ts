@@ -1,0 +1,91 @@
+// mmap(MAP_FIXED_NOREPLACE), munmap() and mprotect() (mm/mmap.c, mm/vma.c, mm/mprotect.c).
+// Each returns null on success or the errno name.
+
+import { PAGE_SIZE, PMD_SIZE, TASK_SIZE_MAX, type ErrnoName } from '../uapi';
+import type { MemoryKind } from '../scenario/program';
+import { isAligned, type MmStruct } from './mm';
+import { isHugeLeaf } from './pte';
+import { splitHugePmd } from './huge_memory';
+import { zapRange } from './memory';
+import { hugePageSize, isHugetlb, type Vma } from './vma';
+
+/** A length as the kernel takes it: rounded up to pages; null when it cannot be. */
+function pageAlignLen(len: bigint): number | null {
+  const rounded = ((len + BigInt(PAGE_SIZE) - 1n) / BigInt(PAGE_SIZE)) * BigInt(PAGE_SIZE);
+  return rounded > BigInt(TASK_SIZE_MAX) ? null : Number(rounded);
+}
+
+/** do_mmap() with MAP_FIXED_NOREPLACE at addr. */
+export function doMmap(mm: MmStruct, addr: bigint, len: bigint, kind: MemoryKind, prot: number): ErrnoName | null {
+  if (len === 0n) return 'EINVAL';
+  const size = pageAlignLen(len);
+  if (size === null) return 'ENOMEM';
+  if (addr % BigInt(PAGE_SIZE) !== 0n) return 'EINVAL';
+  if (addr > BigInt(TASK_SIZE_MAX - size)) return 'ENOMEM';
+  const start = Number(addr);
+  const vma: Vma = { start, end: start + size, kind, prot, thp: 'none', advice: 0, uffd: 0, softDirty: false };
+  if (isHugetlb(vma) && (!isAligned(start, hugePageSize(vma)) || !isAligned(vma.end, hugePageSize(vma)))) return 'EINVAL';
+  if (mm.anyVmaIn(vma.start, vma.end)) return 'EEXIST';
+  mm.insertVma(vma);
+  return null;
+}
+
+/** Validate [addr, addr+len) for munmap/mprotect/madvise-like calls; null if invalid. */
+export function userRange(addr: bigint, len: bigint): { start: number; end: number } | null {
+  if (addr % BigInt(PAGE_SIZE) !== 0n) return null;
+  const size = pageAlignLen(len);
+  if (size === null || addr > BigInt(TASK_SIZE_MAX) || addr + BigInt(size) > BigInt(TASK_SIZE_MAX)) return null;
+  const start = Number(addr);
+  return { start, end: start + size };
+}
+
+/**
+ * split_vma() at both ends of [start, end), splitting any THP that straddles a new boundary
+ * (vma_adjust_trans_huge()).
+ */
+export function splitVmas(mm: MmStruct, start: number, end: number): Vma[] {
+  for (const addr of [start, end]) {
+    if (!isAligned(addr, PMD_SIZE) && isHugeLeaf(mm.pmd.get(addr)) && mm.vmaLookup(addr)) splitHugePmd(mm, addr);
+  }
+  return mm.splitAt(start, end);
+}
+
+/** do_vmi_munmap() */
+export function doMunmap(mm: MmStruct, addr: bigint, len: bigint): ErrnoName | null {
+  if (len === 0n) return 'EINVAL';
+  const range = userRange(addr, len);
+  if (!range) return 'EINVAL';
+  const { start, end } = range;
+  const vmas = splitVmas(mm, start, end);
+  if (vmas.length === 0) return null;
+  for (const vma of vmas) zapRange(mm, vma.start, vma.end, false);
+  mm.vmas = mm.vmas.filter((v) => !vmas.includes(v));
+  mm.freePgtables(start, end);
+  return null;
+}
+
+/** do_mprotect_pkey(): applied VMA by VMA until a gap, which gives ENOMEM. */
+export function doMprotect(mm: MmStruct, addr: bigint, len: bigint, prot: number): ErrnoName | null {
+  if (addr % BigInt(PAGE_SIZE) !== 0n) return 'EINVAL';
+  if (len === 0n) return null;
+  const range = userRange(addr, len);
+  if (!range) return 'ENOMEM';
+  const { start, end } = range;
+  const first = mm.vmaLookup(start);
+  if (!first) return 'ENOMEM';
+  let pos = start;
+  let err: ErrnoName | null = null;
+  for (const vma of mm.vmasIn(start, end)) {
+    if (vma.start > pos) {
+      err = 'ENOMEM';
+      break;
+    }
+    pos = vma.end;
+  }
+  const covered = Math.min(end, err ? pos : end);
+  for (const vma of splitVmas(mm, start, covered)) vma.prot = prot;
+  mm.mergeAround(start, covered);
+  if (!err && pos < end) err = 'ENOMEM';
+  return err;
+}
+

@@ -1,0 +1,46 @@
+// struct vm_area_struct, reduced to what decides PAGEMAP_SCAN results.
+// Invariants: start < end, both page aligned (hugetlb: huge-page aligned); VMAs never overlap.
+
+import type { MemoryKind } from '../scenario/program';
+import { UFFD_REGISTER_MODES } from '../uapi';
+
+export type ThpAdvice = 'none' | 'hugepage' | 'nohugepage';
+
+export interface Vma {
+  start: number;
+  end: number;
+  kind: MemoryKind;
+  /** PROT_* bits. */
+  prot: number;
+  /** VM_HUGEPAGE / VM_NOHUGEPAGE */
+  thp: ThpAdvice;
+  /** VM_RAND_READ, VM_SEQ_READ, VM_DONTCOPY: advice that only sets VMA flags (and so splits VMAs). */
+  advice: number;
+  /** UFFDIO_REGISTER_MODE_* bits of the registration with the process's userfaultfd; 0: none. */
+  uffd: number;
+  /** VM_SOFTDIRTY (only in kernel profiles with CONFIG_MEM_SOFT_DIRTY). */
+  softDirty: boolean;
+}
+
+export const isHugetlb = (vma: Vma): boolean => vma.kind.startsWith('hugetlb');
+export const isPfnmap = (vma: Vma): boolean => vma.kind === 'pfnmap';
+/** vma_is_anonymous(): private anonymous memory (MAP_SHARED|MAP_ANONYMOUS is shmem). */
+export const vmaIsAnonymous = (vma: Vma): boolean => vma.kind === 'anon';
+export const hugePageSize = (vma: Vma): number =>
+  vma.kind === 'hugetlb-1g' ? 1024 * 1024 * 1024 : 2 * 1024 * 1024;
+/** userfaultfd_wp(): VM_UFFD_WP */
+export const userfaultfdWp = (vma: Vma): boolean => (vma.uffd & UFFD_REGISTER_MODES.WP) !== 0;
+
+/** Field-wise equality of everything but the range: what is_mergeable_vma() compares. */
+export function sameVmaFlags(a: Vma, b: Vma): boolean {
+  return a.kind === b.kind && a.prot === b.prot && a.thp === b.thp && a.advice === b.advice && a.uffd === b.uffd;
+}
+
+/** Only private anonymous VMAs merge here: every other kind maps its own file or object. */
+export function canMerge(prev: Vma, next: Vma): boolean {
+  return prev.end === next.start && prev.kind === 'anon' && sameVmaFlags(prev, next);
+}
+
+export const VM_SEQ_READ = 1 << 0;
+export const VM_RAND_READ = 1 << 1;
+export const VM_DONTCOPY = 1 << 2;

@@ -1,0 +1,164 @@
+// The simulated task: one mm, at most one userfaultfd, and the system calls a scenario makes.
+// Every call returns its errno (null on success); the scan returns its full result.
+
+import { NotModelled } from './errors';
+import { doMadvise, gupAccessError } from './mm/madvise';
+import { handleFaultRun, type FaultOutcome } from './mm/memory';
+import { MmStruct, roundDown, roundUp } from './mm/mm';
+import { doMmap, doMprotect, doMunmap, userRange } from './mm/mmap';
+import { isTable } from './mm/pte';
+import {
+  uffdioApi,
+  uffdioRegister,
+  uffdioUnregister,
+  uffdioWriteprotect,
+  uffdRelease,
+  type UffdCtx,
+} from './mm/userfaultfd';
+import type { KernelProfile } from './profiles';
+import type { Advice, MemoryKind, SystemConfig } from './scenario/program';
+import { doPagemapScan, type ScanResult } from './scan/scan';
+import { PAGE_SIZE, PMD_SIZE, type ErrnoName, type PmScanArg } from './uapi';
+
+const MODELLED_KINDS: readonly MemoryKind[] = ['anon'];
+
+export class Process {
+  readonly mm = new MmStruct();
+  uffd: UffdCtx | null = null;
+
+  constructor(
+    readonly profile: KernelProfile,
+    readonly system: SystemConfig,
+  ) {
+    if (system.thp === 'always') throw new NotModelled('system.thp: always is not modelled yet (transparent huge pages)');
+  }
+
+  mmap(addr: bigint, size: bigint, kind: MemoryKind, prot: number): ErrnoName | null {
+    if (!MODELLED_KINDS.includes(kind)) throw new NotModelled(`mmap kind ${kind} is not modelled yet`);
+    return doMmap(this.mm, addr, size, kind, prot);
+  }
+
+  munmap(addr: bigint, size: bigint): ErrnoName | null {
+    return doMunmap(this.mm, addr, size);
+  }
+
+  mprotect(addr: bigint, size: bigint, prot: number): ErrnoName | null {
+    return doMprotect(this.mm, addr, size, prot);
+  }
+
+  madvise(addr: bigint, size: bigint, advice: Advice): ErrnoName | null {
+    if (advice === 'populate-read' || advice === 'populate-write') {
+      return this.populate(addr, size, advice === 'populate-write');
+    }
+    return doMadvise(this.mm, addr, size, advice, this.system.swap);
+  }
+
+  /**
+   * Touch one byte at addr and every stride after it below addr+size. A fault stops the touch
+   * unless goOn, which moves on to the next page; the first fault is the result.
+   */
+  touch(addr: bigint, size: bigint, stride: bigint, write: boolean, goOn: boolean): ErrnoName | null {
+    if (size === 0n) return null;
+    const first = Number(addr);
+    const last = Number(addr + ((size - 1n) / stride) * stride);
+    let result: ErrnoName | null = null;
+    if (stride <= BigInt(PAGE_SIZE)) {
+      // Every page from the first to the last touched one: fault it run by run.
+      let page = roundDown(first, PAGE_SIZE);
+      const end = roundDown(last, PAGE_SIZE) + PAGE_SIZE;
+      while (page < end) {
+        const { outcome, next } = this.faultRun(page, end, write);
+        if (outcome !== 'ok') {
+          result ??= outcome;
+          if (!goOn) return result;
+        }
+        // Every page of the run faults alike, so a failing run is skipped whole.
+        page = next;
+      }
+      return result;
+    }
+    for (let a = first; a <= last; a += Number(stride)) {
+      const page = roundDown(a, PAGE_SIZE);
+      const { outcome } = this.faultRun(page, page + PAGE_SIZE, write);
+      if (outcome !== 'ok') {
+        result ??= outcome;
+        if (!goOn) return result;
+      }
+    }
+    return result;
+  }
+
+  /** Fault the run of equal state starting at page, up to end; returns where it stopped. */
+  private faultRun(page: number, end: number, write: boolean): { outcome: FaultOutcome; next: number } {
+    const vma = this.mm.vmaLookup(page);
+    if (!vma) {
+      const following = this.mm.vmas[this.mm.findVmaIndex(page)];
+      return { outcome: 'SIGSEGV', next: Math.min(end, following ? following.start : end) };
+    }
+    const next = Math.min(end, vma.end, this.stateRunEnd(page));
+    return { outcome: handleFaultRun(this.mm, vma, this.uffd, page, next, write), next };
+  }
+
+  /** The end of the run of pages that share page's page-table state. */
+  private stateRunEnd(page: number): number {
+    const mm = this.mm;
+    const pmd = mm.pmd.map.runAt(mm.pmd.index(page));
+    if (!isTable(pmd.value)) {
+      return pmd.value === undefined ? pmd.end * PMD_SIZE : roundUp(page + 1, PMD_SIZE);
+    }
+    const pte = mm.pte.map.runAt(mm.pte.index(page));
+    return Math.min(pmd.end * PMD_SIZE, pte.end * PAGE_SIZE);
+  }
+
+  /** MADV_POPULATE_(READ|WRITE): fault every page through GUP, stopping at the first error. */
+  private populate(addr: bigint, size: bigint, write: boolean): ErrnoName | null {
+    if (addr % BigInt(PAGE_SIZE) !== 0n) return 'EINVAL';
+    const range = userRange(addr, size);
+    if (!range) return 'EINVAL';
+    for (let page = range.start; page < range.end; ) {
+      const vma = this.mm.vmaLookup(page);
+      if (!vma) return 'ENOMEM';
+      if (gupAccessError(vma, write)) return 'EFAULT';
+      const { outcome, next } = this.faultRun(page, range.end, write);
+      if (outcome !== 'ok') return 'EFAULT';
+      page = next;
+    }
+    return null;
+  }
+
+  uffdOpen(features: bigint): ErrnoName | null {
+    this.uffdClose();
+    const { ctx, errno } = uffdioApi(features);
+    this.uffd = ctx;
+    return errno;
+  }
+
+  uffdClose(): ErrnoName | null {
+    if (this.uffd) uffdRelease(this.mm, this.uffd);
+    this.uffd = null;
+    return null;
+  }
+
+  uffdRegister(addr: bigint, size: bigint, mode: bigint): ErrnoName | null {
+    return this.uffd ? uffdioRegister(this.mm, this.uffd, addr, size, mode) : 'EBADF';
+  }
+
+  uffdUnregister(addr: bigint, size: bigint): ErrnoName | null {
+    return this.uffd ? uffdioUnregister(this.mm, this.uffd, addr, size) : 'EBADF';
+  }
+
+  uffdWriteprotect(addr: bigint, size: bigint, wp: boolean): ErrnoName | null {
+    return this.uffd ? uffdioWriteprotect(this.mm, this.uffd, addr, size, wp) : 'EBADF';
+  }
+
+  /** /proc/PID/clear_refs: 1-5 are accepted; without soft-dirty none changes what a scan sees. */
+  clearRefs(value: bigint): ErrnoName | null {
+    if (value < 1n || value > 5n) return 'EINVAL';
+    if (this.profile.softDirty && value === 4n) throw new NotModelled('clear_refs 4 with soft-dirty is not modelled yet');
+    return null;
+  }
+
+  pagemapScan(arg: PmScanArg): ScanResult {
+    return doPagemapScan(this.mm, this.uffd, arg, this.profile);
+  }
+}

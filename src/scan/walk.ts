@@ -1,0 +1,200 @@
+// The page-table walk of one PAGEMAP_SCAN pass: walk_page_range() (mm/pagewalk.c) with the
+// pagemap_scan_ops callbacks of fs/proc/task_mmu.c. Each method is named after the kernel
+// function it mirrors.
+//
+// Runs instead of pages: the kernel visits one PTE at a time; here a run of equal entries is
+// handled in one step. That gives the same answers because equal neighbouring units coalesce
+// into one region, max_pages cuts a run at the same page the per-page loop would stop at, and
+// the side effects (write-protect) apply to exactly the pages emitted. Likewise a run of 2 MiB
+// blocks that all have PTE tables is one pmd_entry() call, and adjacent holes are one hole.
+
+import { PAGE_IS_FILE, PAGE_IS_WPALLOWED, PAGE_IS_SOFT_DIRTY, PAGE_IS_WRITTEN, PM_SCAN_CHECK_WPASYNC, PM_SCAN_WP_MATCHING, PMD_SIZE } from '../uapi';
+import type { MmStruct } from '../mm/mm';
+import { isHugeLeaf, isTable, pteIsWriteProtected, PTE_UFFD_WP } from '../mm/pte';
+import { splitHugePmd } from '../mm/huge_memory';
+import { pteMkUffdWp, uffdWpRange, userfaultfdWpAsync, userfaultfdWpUseMarkers, type UffdCtx } from '../mm/userfaultfd';
+import { isHugetlb, isPfnmap, userfaultfdWp, type Vma } from '../mm/vma';
+import type { KernelProfile } from '../profiles';
+import type { ScanArgs } from './args';
+import { isInterestingPage, isInterestingVma, pageCategory, thpCategory } from './categories';
+import type { ScanOutput, WalkResult } from './output';
+import { NotModelled } from '../errors';
+
+
+export class PagemapScanWalk {
+  /** p->cur_vma_category */
+  private curVmaCategory = 0;
+  /** PAGE_IS_FILE is computed only when a mask asks for it (p->masks_of_interest). */
+  private readonly wantFile: boolean;
+
+  constructor(
+    private readonly mm: MmStruct,
+    private readonly ctx: UffdCtx | null,
+    private readonly args: ScanArgs,
+    private readonly out: ScanOutput,
+    private readonly profile: KernelProfile,
+  ) {
+    const interest = args.category_mask | args.category_anyof_mask | args.return_mask;
+    this.wantFile = (interest & PAGE_IS_FILE) !== 0;
+  }
+
+  private get wpMatching(): boolean {
+    return (this.args.flags & PM_SCAN_WP_MATCHING) !== 0;
+  }
+
+  /** walk_page_range(): each VMA of [start, end) in order; gaps produce nothing. */
+  walkPageRange(start: number, end: number): WalkResult {
+    for (const vma of this.mm.vmasIn(start, end)) {
+      const test = this.testWalk(vma);
+      if (test === 'EPERM') return test;
+      if (test === 'skip') continue;
+      const lo = Math.max(start, vma.start);
+      const hi = Math.min(end, vma.end);
+      const err = isHugetlb(vma) ? this.walkHugetlbRange(vma) : this.walkPgdRange(vma, lo, hi);
+      if (err) return err;
+    }
+    return 0;
+  }
+
+  /** pagemap_scan_test_walk(): walk, skip, or fail on one VMA. */
+  testWalk(vma: Vma): 'walk' | 'skip' | 'EPERM' {
+    const wpAllowed = userfaultfdWpAsync(vma, this.ctx) && userfaultfdWpUseMarkers(vma, this.ctx);
+    if (!wpAllowed) {
+      if (this.args.flags & PM_SCAN_CHECK_WPASYNC) return 'EPERM';
+      if (this.args.flags & PM_SCAN_WP_MATCHING) return 'skip';
+    }
+    if (isPfnmap(vma)) return 'skip';
+    let vmaCategory = 0;
+    if (wpAllowed) vmaCategory |= PAGE_IS_WPALLOWED;
+    if (vma.softDirty) vmaCategory |= PAGE_IS_SOFT_DIRTY;
+    if (!isInterestingVma(vmaCategory, this.args)) return 'skip';
+    this.curVmaCategory = vmaCategory;
+    return 'walk';
+  }
+
+  /** walk_pgd_range() down to walk_pmd_range(): holes, THPs and runs of PTE tables. */
+  private walkPgdRange(vma: Vma, start: number, end: number): WalkResult {
+    let addr = start;
+    while (addr < end) {
+      const run = this.mm.pmd.map.runAt(this.mm.pmd.index(addr));
+      let next: number;
+      let err: WalkResult;
+      if (run.value === undefined) {
+        next = Math.min(end, run.end * PMD_SIZE);
+        err = this.pteHole(vma, addr, next);
+      } else if (isTable(run.value)) {
+        next = Math.min(end, run.end * PMD_SIZE);
+        err = this.pmdEntry(addr, next);
+      } else {
+        next = Math.min(end, (this.mm.pmd.index(addr) + 1) * PMD_SIZE);
+        err = this.pmdEntry(addr, next);
+      }
+      if (err) return err;
+      addr = next;
+    }
+    return 0;
+  }
+
+  private walkHugetlbRange(vma: Vma): WalkResult {
+    throw new NotModelled(`scanning hugetlb VMA ${vma.kind} is not modelled yet`);
+  }
+
+  /** pagemap_scan_pte_hole(): a range without page table inside a VMA. */
+  pteHole(vma: Vma, addr: number, end: number): WalkResult {
+    let categories = this.curVmaCategory;
+    // B2: a hole in a uffd-wp VMA reads as written (not for hugetlb).
+    if (this.profile.holeIsWrittenInUffdWp && userfaultfdWp(vma) && !isHugetlb(vma)) categories |= PAGE_IS_WRITTEN;
+    if (!isInterestingPage(categories, this.args)) return 0;
+    const o = this.out.output(categories, addr, end);
+    if (o.end === addr) return o.ret;
+    if (!this.wpMatching) return o.ret;
+    uffdWpRange(this.mm, vma, this.ctx, addr, o.end, true);
+    return o.ret;
+  }
+
+  /** pagemap_scan_thp_entry(): a PMD leaf; 'ENOENT' hands the range to the PTE loop. */
+  private thpEntry(start: number, end: number): WalkResult | 'ENOENT' {
+    const pmd = this.mm.pmd.get(start);
+    if (!isHugeLeaf(pmd)) return 'ENOENT';
+    const categories = this.curVmaCategory | thpCategory(pmd!, this.wantFile);
+    if (!isInterestingPage(categories, this.args)) return 0;
+    const o = this.out.output(categories, start, end);
+    if (o.end === start) return o.ret;
+    if (!this.wpMatching) return o.ret;
+    if (!(categories & PAGE_IS_WRITTEN)) return o.ret;
+    // A partial THP (range edge or max_pages cut) is split and reported again per PTE.
+    if (o.end !== start + PMD_SIZE) {
+      splitHugePmd(this.mm, start);
+      this.out.backoutRange(start, o.end);
+      return 'ENOENT';
+    }
+    // make_uffd_wp_pmd()
+    this.mm.pmd.set(start, o.end, pmd! | PTE_UFFD_WP);
+    return o.ret;
+  }
+
+  /** pagemap_scan_pmd_entry(): a THP, or PTE tables, with the two fast paths first. */
+  private pmdEntry(start: number, end: number): WalkResult {
+    const thp = this.thpEntry(start, end);
+    if (thp !== 'ENOENT') return thp;
+    if (this.wpMatching && !this.out.hasBuffer) return this.exclusiveWriteProtect(start, end);
+    const a = this.args;
+    if (!a.category_anyof_mask && !a.category_inverted && a.category_mask === PAGE_IS_WRITTEN && a.return_mask === PAGE_IS_WRITTEN) {
+      return this.writtenFastPath(start, end);
+    }
+    return this.ptesGeneral(start, end);
+  }
+
+  /** Fast path for exclusive WP (no output array): every slot not yet WP'd, masks ignored. */
+  private exclusiveWriteProtect(start: number, end: number): WalkResult {
+    for (let addr = start; addr < end; ) {
+      const { pte, next } = this.pteRun(addr, end);
+      if (pte === undefined || !pteIsWriteProtected(pte)) this.makeUffdWpPtes(addr, next, pte);
+      addr = next;
+    }
+    return 0;
+  }
+
+  /** Fast path when only PAGE_IS_WRITTEN is asked for: every slot not yet WP'd is written. */
+  private writtenFastPath(start: number, end: number): WalkResult {
+    for (let addr = start; addr < end; ) {
+      const { pte, next } = this.pteRun(addr, end);
+      if (pte === undefined || !pteIsWriteProtected(pte)) {
+        const o = this.out.output(this.curVmaCategory | PAGE_IS_WRITTEN, addr, next);
+        if (o.end === addr) return o.ret;
+        if (this.wpMatching) this.makeUffdWpPtes(addr, o.end, pte);
+        if (o.ret) return o.ret;
+      }
+      addr = next;
+    }
+    return 0;
+  }
+
+  /** The general PTE loop: classify, filter, output, write-protect what was written. */
+  private ptesGeneral(start: number, end: number): WalkResult {
+    for (let addr = start; addr < end; ) {
+      const { pte, next } = this.pteRun(addr, end);
+      const categories = this.curVmaCategory | pageCategory(pte, this.wantFile, this.profile);
+      if (isInterestingPage(categories, this.args)) {
+        const o = this.out.output(categories, addr, next);
+        if (o.end === addr) return o.ret;
+        if (this.wpMatching && categories & PAGE_IS_WRITTEN) this.makeUffdWpPtes(addr, o.end, pte);
+        if (o.ret) return o.ret;
+      }
+      addr = next;
+    }
+    return 0;
+  }
+
+  /** The run of equal PTE slots starting at addr, clipped to end. */
+  private pteRun(addr: number, end: number): { pte: number | undefined; next: number } {
+    const run = this.mm.pte.map.runAt(this.mm.pte.index(addr));
+    return { pte: run.value, next: Math.min(end, run.end * 4096) };
+  }
+
+  /** make_uffd_wp_pte() on a run of equal slots. */
+  private makeUffdWpPtes(start: number, end: number, pte: number | undefined): void {
+    this.mm.pte.set(start, end, pteMkUffdWp(pte));
+  }
+}
+
