@@ -6,6 +6,7 @@ import { EnvironmentError, EXIT_ENVIRONMENT, EXIT_OK, EXIT_USAGE, InputError } f
 import { PROFILES } from '../profiles';
 import { colorLevel, makeChalk } from './color';
 import { processIo, type Io } from './io';
+import { recordCommand } from './record';
 import { runCommand } from './run';
 import { testCommand } from './test';
 
@@ -23,7 +24,8 @@ Examples:
   $ pagemap-scan run scenarios/write-watch.yaml
   $ pagemap-scan run --json scenarios/write-watch.yaml
   $ pagemap-scan test scenarios/
-  $ pagemap-scan test --reporter tap scenarios/`;
+  $ pagemap-scan test --reporter tap scenarios/
+  $ pagemap-scan record scenarios/my-case.yaml    # fill expect blocks from the real kernel`;
 
 export function buildProgram(io: Io, exit: { code: number }): Command {
   const program = new Command('pagemap-scan');
@@ -62,6 +64,14 @@ export function buildProgram(io: Io, exit: { code: number }): Command {
     .addOption(kernelOption())
     .action((paths: string[], opts) => {
       exit.code = testCommand(paths, opts, io, opts.reporter === 'tap' ? makeChalk(0) : chalkFor());
+    });
+
+  program
+    .command('record')
+    .description("run scenarios on this machine's kernel and write its answers into their expect blocks (comments are kept)")
+    .argument('<file...>', 'scenario files to update in place')
+    .action(async (files: string[]) => {
+      exit.code = await recordCommand(files, io);
     });
 
   return program;
