@@ -8,6 +8,9 @@ import { colorLevel, makeChalk } from './color';
 import { processIo, type Io } from './io';
 import { recordCommand } from './record';
 import { runCommand } from './run';
+import { verifyCommand } from './verify';
+import { exportC } from '../kernel';
+import { loadScenarioFile } from '../scenario';
 import { testCommand } from './test';
 
 const EXIT_CODES = `
@@ -25,6 +28,8 @@ Examples:
   $ pagemap-scan run --json scenarios/write-watch.yaml
   $ pagemap-scan test scenarios/
   $ pagemap-scan test --reporter tap scenarios/
+  $ pagemap-scan verify scenarios/                 # compare with this machine's kernel
+  $ pagemap-scan export-c scenarios/write-watch.yaml > repro.c && cc -Wall -o repro repro.c && ./repro
   $ pagemap-scan record scenarios/my-case.yaml    # fill expect blocks from the real kernel`;
 
 export function buildProgram(io: Io, exit: { code: number }): Command {
@@ -64,6 +69,25 @@ export function buildProgram(io: Io, exit: { code: number }): Command {
     .addOption(kernelOption())
     .action((paths: string[], opts) => {
       exit.code = testCommand(paths, opts, io, opts.reporter === 'tap' ? makeChalk(0) : chalkFor());
+    });
+
+  program
+    .command('verify')
+    .description('replay scenarios on the running kernel and compare every step with the emulator; ends with "N agree, N differ, N skipped"')
+    .argument('<path...>', 'scenario files, or directories of them')
+    .option('--json', 'print both sides of every step as JSON')
+    .option('--setup-hugetlb <n>', 'raise the 2 MiB hugetlb pool by N pages for the run (root; restored afterwards)')
+    .option('--setup-swap <size>', 'add a swap file of SIZE (e.g. 256M) for the run (root; removed afterwards)')
+    .action(async (paths: string[], opts) => {
+      exit.code = await verifyCommand(paths, opts, io, opts.json ? makeChalk(0) : chalkFor());
+    });
+
+  program
+    .command('export-c')
+    .description('write a standalone C program that performs the scenario on a real kernel and prints the same JSON as run --json')
+    .argument('<file>', 'scenario file')
+    .action((file: string) => {
+      io.out(exportC(loadScenarioFile(file)).replace(/\n$/, ''));
     });
 
   program

@@ -1,0 +1,170 @@
+// Temporary machine set-up for kernel runs (`--setup-hugetlb N`, `--setup-swap SIZE`): raise the
+// hugetlb pool, add a swap file. Root only. Whatever is changed is ALWAYS put back: when the
+// callback returns or throws, and on SIGINT/SIGTERM/SIGHUP or process.exit() while it runs.
+
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { EnvironmentError } from '../errors';
+
+export const HUGETLB_POOLS = {
+  '2M': '/proc/sys/vm/nr_hugepages',
+  '1G': '/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages',
+} as const;
+export type HugetlbSize = keyof typeof HUGETLB_POOLS;
+
+/** Where swap files are created: a disk filesystem (swap files cannot live on tmpfs). */
+export const SWAP_DIR = '/var/tmp';
+
+function requireRoot(what: string): void {
+  if (process.platform !== 'linux') throw new EnvironmentError(`${what} needs Linux`);
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
+    throw new EnvironmentError(`${what} changes system settings and needs root`);
+  }
+}
+
+const FATAL_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * Run `fn` with `restore` registered so that it runs exactly once: after `fn` settles, or
+ * synchronously when the process is interrupted or exits while `fn` runs (the signal is then
+ * re-raised with its default action).
+ */
+async function withRestore<T>(restore: () => void, fn: () => T | Promise<T>): Promise<T> {
+  let restored = false;
+  const restoreOnce = (): void => {
+    if (restored) return;
+    restored = true;
+    restore();
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    try {
+      restoreOnce();
+    } finally {
+      detach();
+      process.kill(process.pid, signal);
+    }
+  };
+  const onExit = (): void => restoreOnce();
+  const detach = (): void => {
+    for (const s of FATAL_SIGNALS) process.removeListener(s, onSignal);
+    process.removeListener('exit', onExit);
+  };
+  for (const s of FATAL_SIGNALS) process.on(s, onSignal);
+  process.on('exit', onExit);
+  try {
+    return await fn();
+  } finally {
+    detach();
+    restoreOnce();
+  }
+}
+
+function readPool(file: string): number {
+  try {
+    return Number(fs.readFileSync(file, 'utf8').trim());
+  } catch (e) {
+    throw new EnvironmentError(`cannot read the hugetlb pool size ${file}: ${(e as Error).message}`);
+  }
+}
+
+function writePool(file: string, pages: number): void {
+  fs.writeFileSync(file, `${pages}\n`);
+}
+
+/**
+ * Raise the hugetlb pool(s) by the given number of pages (a number means 2 MiB pages) while `fn`
+ * runs, then put the original pool sizes back. EnvironmentError when not root or when the kernel
+ * cannot provide that many pages (memory too fragmented).
+ */
+export async function withHugetlbPages<T>(
+  pages: number | Partial<Record<HugetlbSize, number>>,
+  fn: () => T | Promise<T>,
+): Promise<T> {
+  const want: Partial<Record<HugetlbSize, number>> = typeof pages === 'number' ? { '2M': pages } : pages;
+  const sizes = (Object.keys(want) as HugetlbSize[]).filter((s) => (want[s] ?? 0) > 0);
+  if (sizes.length === 0) return fn();
+  requireRoot('--setup-hugetlb');
+
+  const original = new Map<HugetlbSize, number>();
+  const restore = (): void => {
+    for (const [size, n] of original) {
+      try {
+        writePool(HUGETLB_POOLS[size], n);
+      } catch {
+        // Best effort: nothing better to do on the way out.
+      }
+    }
+  };
+  return withRestore(restore, () => {
+    for (const size of sizes) {
+      const file = HUGETLB_POOLS[size];
+      const before = readPool(file);
+      original.set(size, before);
+      const target = before + want[size]!;
+      try {
+        writePool(file, target);
+      } catch (e) {
+        throw new EnvironmentError(`cannot raise ${file} to ${target}: ${(e as Error).message}`);
+      }
+      const got = readPool(file);
+      if (got < target) {
+        throw new EnvironmentError(
+          `the kernel could only provide ${got - before} of ${want[size]} ${size} hugetlb pages (${file})`,
+        );
+      }
+    }
+    return fn();
+  });
+}
+
+function run(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error) throw new EnvironmentError(`cannot run ${cmd}: ${r.error.message}`);
+  if (r.status !== 0) {
+    throw new EnvironmentError(`${cmd} ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim()}`);
+  }
+}
+
+/**
+ * Create a swap file of `size` bytes in a fresh directory under SWAP_DIR and swapon it while `fn`
+ * runs; then swapoff and delete it. EnvironmentError when not root or mkswap/swapon fail.
+ */
+export async function withSwapFile<T>(size: number | bigint, fn: () => T | Promise<T>): Promise<T> {
+  requireRoot('--setup-swap');
+  const bytes = Number(size);
+  const MiB = 1 << 20;
+  if (!Number.isSafeInteger(bytes) || bytes < 1 * MiB) {
+    throw new EnvironmentError(`--setup-swap: the swap file must be at least 1 MiB (got ${size})`);
+  }
+  let dir: string | undefined;
+  let file: string | undefined;
+  let active = false;
+  const restore = (): void => {
+    if (active && file) {
+      spawnSync('swapoff', [file]);
+      active = false;
+    }
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  };
+  return withRestore(restore, () => {
+    dir = fs.mkdtempSync(path.join(SWAP_DIR, 'pagemap-scan-swap-'));
+    file = path.join(dir, 'swapfile');
+    // Written out (no holes): swapon refuses sparse files.
+    const fd = fs.openSync(file, 'w', 0o600);
+    try {
+      const chunk = Buffer.alloc(MiB);
+      for (let done = 0; done < bytes; done += MiB) {
+        fs.writeSync(fd, chunk, 0, Math.min(MiB, bytes - done));
+      }
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    run('mkswap', [file]);
+    run('swapon', [file]);
+    active = true;
+    return fn();
+  });
+}

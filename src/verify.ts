@@ -1,0 +1,95 @@
+// Verification: the same Program on the real kernel and on the emulator, compared step by step.
+// A step either agrees, differs (naming the fields), or is skipped with the reason: a step that
+// one side could not run is never counted as agreement.
+
+import { runOnKernel, type KernelRun, type KernelRunOptions } from './kernel';
+import type { Program, StepResult } from './scenario/program';
+import { stepToJson } from './scenario/json';
+import { simulate, type SimulationResult } from './simulate';
+
+export type Field = 'ret' | 'errno' | 'walk_end' | 'regions' | 'reached';
+
+export interface StepVerdict {
+  step: number;
+  op: string;
+  status: 'agree' | 'differ' | 'skipped';
+  /** differ: the fields that differ. */
+  fields?: Field[];
+  /** skipped: why; `side` says which side could not run it. */
+  reason?: string;
+  side?: 'kernel' | 'emulator';
+  kernel?: StepResult;
+  emulator?: StepResult;
+}
+
+export interface Verification {
+  program: Program;
+  kernel: KernelRun;
+  emulator: SimulationResult;
+  steps: StepVerdict[];
+}
+
+export async function verifyProgram(program: Program, opts: KernelRunOptions = {}): Promise<Verification> {
+  const kernel = await runOnKernel(program, opts);
+  const emulator = simulate(program);
+  return { program, kernel, emulator, steps: compareRuns(program, kernel, emulator) };
+}
+
+/** Compare the two runs of program, step by step, up to where both stopped. */
+export function compareRuns(program: Program, kernel: KernelRun, emulator: SimulationResult): StepVerdict[] {
+  const k = new Map(kernel.results.map((r) => [r.step, r]));
+  const e = new Map(emulator.results.map((r) => [r.step, r]));
+  const unreproduced = new Map(kernel.unreproduced.map((u) => [u.step, u]));
+  const overlaps = new Map(kernel.harnessOverlaps.map((o) => [o.step, o]));
+  const out: StepVerdict[] = [];
+  let skipRest: Pick<StepVerdict, 'reason' | 'side'> | undefined;
+  for (const step of program.steps) {
+    const base = { step: step.index, op: step.op.op, kernel: k.get(step.index), emulator: e.get(step.index) };
+    if (skipRest) {
+      out.push({ ...base, status: 'skipped', ...skipRest });
+      continue;
+    }
+    const u = unreproduced.get(step.index);
+    if (u) {
+      skipRest = { side: 'kernel', reason: `not reached: step ${u.step} could not be reproduced on the kernel` };
+      out.push({ ...base, status: 'skipped', side: 'kernel', reason: `${u.reason}: ${u.detail}` });
+      continue;
+    }
+    if (emulator.stopped?.notModelled && emulator.stopped.step === step.index) {
+      skipRest = { side: 'emulator', reason: `not reached: step ${step.index} is not modelled by the emulator` };
+      out.push({ ...base, status: 'skipped', side: 'emulator', reason: `not modelled: ${emulator.stopped.message}` });
+      continue;
+    }
+    if (!base.kernel && !base.emulator) break; // both stopped before: nothing more to compare
+    const o = overlaps.get(step.index);
+    if (o) {
+      const what = o.mappings.map((m) => m.name || 'anonymous').join(', ');
+      out.push({ ...base, status: 'skipped', side: 'kernel', reason: `the scan covers the harness's own mappings (${what})` });
+      continue;
+    }
+    const fields = differences(base.kernel, base.emulator);
+    out.push(fields.length ? { ...base, status: 'differ', fields } : { ...base, status: 'agree' });
+  }
+  return out;
+}
+
+/** The fields in which two results of the same step differ. */
+export function differences(k: StepResult | undefined, e: StepResult | undefined): Field[] {
+  if (!k || !e) return ['reached'];
+  const a = stepToJson(k);
+  const b = stepToJson(e);
+  const out: Field[] = [];
+  if (a.ret !== b.ret) out.push('ret');
+  if (a.errno !== b.errno) out.push('errno');
+  if (a.walk_end !== b.walk_end) out.push('walk_end');
+  if (JSON.stringify(a.regions) !== JSON.stringify(b.regions)) out.push('regions');
+  return out;
+}
+
+export function summarize(steps: StepVerdict[]): { agree: number; differ: number; skipped: number } {
+  return {
+    agree: steps.filter((s) => s.status === 'agree').length,
+    differ: steps.filter((s) => s.status === 'differ').length,
+    skipped: steps.filter((s) => s.status === 'skipped').length,
+  };
+}

@@ -1,0 +1,43 @@
+// Building Programs by hand for tests: the ops as a scenario would resolve them.
+
+import type { Op, Program, Step } from '../../src/scenario/program';
+import { VEC_ADDR } from '../../src/scenario/program';
+import type { PmScanArg } from '../../src/uapi';
+
+export const P = 4096n;
+/** 512 GiB aligned: the tables above it belong to the test alone. */
+export const B = 0x100000000000n;
+
+export function program(ops: (Op | [Op, 'may_fail'])[], kernel = '6.18.44'): Program {
+  const steps: Step[] = ops.map((o, i) => {
+    const [op, mayFail] = Array.isArray(o) ? [o[0], true] : [o, false];
+    return { index: i + 1, op, mayFail, where: { file: 'test.yaml', line: i + 1, col: 1 } };
+  });
+  return { name: 'test', file: 'test.yaml', kernel, system: { swap: false, thp: 'madvise' }, steps, names: new Map() };
+}
+
+export const mmap = (addr: bigint, size: bigint, prot = 3): Op => ({ op: 'mmap', addr, size, kind: 'anon', prot });
+export const write = (addr: bigint, size = P, stride = P): Op => ({ op: 'write', addr, size, stride });
+export const read = (addr: bigint, size = P, stride = P): Op => ({ op: 'read', addr, size, stride });
+export const uffdOpen = (features = 0xa000n): Op => ({ op: 'uffd_open', features });
+export const register = (addr: bigint, size: bigint, mode = 2n): Op => ({ op: 'uffd_register', addr, size, mode });
+
+export function scanArg(fields: Partial<PmScanArg>): PmScanArg {
+  return {
+    size: 96n,
+    flags: 0n,
+    start: B,
+    end: B,
+    walk_end: 0n,
+    vec: VEC_ADDR,
+    vec_len: 1024n,
+    max_pages: 0n,
+    category_inverted: 0n,
+    category_mask: 0n,
+    category_anyof_mask: 0n,
+    return_mask: 0x1ffn,
+    ...fields,
+  };
+}
+
+export const scan = (fields: Partial<PmScanArg>): Op => ({ op: 'pagemap_scan', arg: scanArg(fields) });
