@@ -18,6 +18,8 @@ export interface SimulationResult {
   kernel: string;
   results: StepResult[];
   stopped?: StepFailure;
+  /** The simulated process as the scenario left it (for state dumps). */
+  process?: Process;
 }
 
 export function simulate(program: Program): SimulationResult {
@@ -37,18 +39,19 @@ export function simulate(program: Program): SimulationResult {
       result = execute(proc, step);
     } catch (e) {
       if (!(e instanceof NotModelled)) throw e;
-      return { kernel: profile.name, results, stopped: { step: step.index, message: `${step.op.op}: ${e.message}`, notModelled: true } };
+      return { kernel: profile.name, results, process: proc, stopped: { step: step.index, message: `${step.op.op}: ${e.message}`, notModelled: true } };
     }
     results.push(result);
     if (result.errno && !tolerates(step, result.errno)) {
       return {
         kernel: profile.name,
         results,
+        process: proc,
         stopped: { step: step.index, message: `${step.op.op} failed with ${result.errno} (add may_fail: true to make it a result)`, notModelled: false },
       };
     }
   }
-  return { kernel: profile.name, results };
+  return { kernel: profile.name, results, process: proc };
 }
 
 /** A scan's errno is always a result; other steps fail unless may_fail or an expected errno. */
