@@ -2,7 +2,19 @@
 // they fall in a named mapping, as NAME+OFFSET in pages, the way scenarios write them.
 
 import type { Chalk } from 'chalk';
-import { CATEGORY_NAMES, FLAG_NAMES, PAGE_SIZE, categoryNames, type PmScanArg } from '../uapi';
+import {
+  CATEGORY_NAMES,
+  FLAG_NAMES,
+  PAGE_SIZE,
+  PM_SCAN_CATEGORIES,
+  PROT_EXEC,
+  PROT_READ,
+  PROT_WRITE,
+  UFFD_FEATURES,
+  UFFD_REGISTER_MODES,
+  categoryNames,
+  type PmScanArg,
+} from '../uapi';
 import type { Op, Program, StepResult } from '../scenario/program';
 import { hex } from '../scenario/json';
 
@@ -19,14 +31,14 @@ export function symbolic(addr: bigint, names: Map<string, bigint>): string {
 }
 
 /** Names of the set bits of a mask; unknown bits are shown as hex. */
-export function maskNames(mask: bigint, names: readonly string[]): string {
+export function maskNames(mask: bigint, names: readonly string[], sep = '|'): string {
   const out: string[] = [];
   names.forEach((n, bit) => {
     if (mask & (1n << BigInt(bit))) out.push(n);
   });
   const unknown = mask & ~((1n << BigInt(names.length)) - 1n);
   if (unknown) out.push(hex(unknown));
-  return out.length ? out.join('|') : '0';
+  return out.length ? out.join(sep) : '0';
 }
 
 /** The scan's arguments on one line; fields still at their defaults are left out. */
@@ -34,7 +46,8 @@ export function describeScan(arg: PmScanArg, names: Map<string, bigint>): string
   const parts = [`start=${symbolic(arg.start, names)}`, `end=${symbolic(arg.end, names)}`];
   if (arg.flags) parts.push(`flags=${maskNames(arg.flags, FLAG_NAMES)}`);
   for (const f of ['category_inverted', 'category_mask', 'category_anyof_mask', 'return_mask'] as const) {
-    if (arg[f] || f === 'return_mask') parts.push(`${f}=${maskNames(arg[f], CATEGORY_NAMES)}`);
+    if (arg[f] === BigInt(PM_SCAN_CATEGORIES)) parts.push(`${f}=ALL`);
+    else if (arg[f] || f === 'return_mask') parts.push(`${f}=${maskNames(arg[f], CATEGORY_NAMES)}`);
   }
   parts.push(`vec_len=${arg.vec === 0n ? 'NULL/' : ''}${arg.vec_len}`);
   if (arg.max_pages) parts.push(`max_pages=${arg.max_pages}`);
@@ -42,14 +55,28 @@ export function describeScan(arg: PmScanArg, names: Map<string, bigint>): string
   return parts.join(' ');
 }
 
-/** One line for a non-scan step: its arguments. */
+const UFFD_FEATURE_NAMES = Object.keys(UFFD_FEATURES);
+const REGISTER_MODE_NAMES = Object.keys(UFFD_REGISTER_MODES);
+
+/** prot bits as the scenario writes them: `none` or letters of rwx. */
+export function protText(prot: number): string {
+  const s = (prot & PROT_READ ? 'r' : '') + (prot & PROT_WRITE ? 'w' : '') + (prot & PROT_EXEC ? 'x' : '');
+  return s || 'none';
+}
+
+/** One line for a non-scan step: its arguments, written as in a scenario. */
 export function describeOp(op: Op, names: Map<string, bigint>): string {
-  const a = op as Record<string, unknown>;
   const parts: string[] = [];
-  for (const [k, v] of Object.entries(a)) {
-    if (k === 'op' || k === 'arg') continue;
-    if (typeof v === 'bigint') parts.push(`${k}=${k === 'addr' ? symbolic(v, names) : k === 'size' || k === 'stride' ? sizeText(v) : hex(v)}`);
-    else if (v !== undefined) parts.push(`${k}=${String(v)}`);
+  for (const [k, v] of Object.entries(op)) {
+    if (k === 'op' || k === 'arg' || v === undefined) continue;
+    let text: string;
+    if (k === 'addr') text = symbolic(v as bigint, names);
+    else if (k === 'size' || k === 'stride') text = sizeText(v as bigint);
+    else if (k === 'prot') text = protText(v as number);
+    else if (k === 'features') text = `[${maskNames(v as bigint, UFFD_FEATURE_NAMES, ', ')}]`;
+    else if (k === 'mode') text = `[${maskNames(v as bigint, REGISTER_MODE_NAMES, ', ')}]`;
+    else text = typeof v === 'bigint' ? String(v) : String(v);
+    parts.push(`${k}=${text}`);
   }
   return parts.join(' ');
 }

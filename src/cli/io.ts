@@ -11,11 +11,20 @@ export interface Io {
   isTTY: boolean;
 }
 
-export const processIo = (): Io => ({
-  out: (line) => process.stdout.write(line + '\n'),
-  err: (line) => process.stderr.write(line + '\n'),
-  env: process.env,
-  isTTY: Boolean(process.stdout.isTTY),
-});
+export function processIo(): Io {
+  // A reader that goes away (`| head`) ends the output, not the program with a stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
+  return {
+    out: (line) => process.stdout.write(line + '\n'),
+    err: (line) => process.stderr.write(line + '\n'),
+    env: process.env,
+    isTTY: Boolean(process.stdout.isTTY),
+  };
+}
 
 export const plainChalk: Chalk = makeChalk(0);
