@@ -1,7 +1,9 @@
 /** @type {import('jest').Config} */
 module.exports = {
-  preset: 'ts-jest',
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
+  // `npm test` type-checks with tsc first, so ts-jest only transpiles.
+  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] },
+  reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
   testTimeout: 600000,
 };
