@@ -3,7 +3,8 @@
 
 import { NotModelled } from './errors';
 import { doMadvise, gupAccessError } from './mm/madvise';
-import { handleFaultRun, type FaultOutcome } from './mm/memory';
+import { handleMmFault, type FaultOutcome } from './mm/memory';
+import { vmaThpEnabled } from './mm/huge_memory';
 import { MmStruct, roundDown, roundUp } from './mm/mm';
 import { doMmap, doMprotect, doMunmap, userRange } from './mm/mmap';
 import { isTable } from './mm/pte';
@@ -30,7 +31,6 @@ export class Process {
     readonly profile: KernelProfile,
     readonly system: SystemConfig,
   ) {
-    if (system.thp === 'always') throw new NotModelled('system.thp: always is not modelled yet (transparent huge pages)');
   }
 
   mmap(addr: bigint, size: bigint, kind: MemoryKind, prot: number): ErrnoName | null {
@@ -95,8 +95,10 @@ export class Process {
       const following = this.mm.vmas[this.mm.findVmaIndex(page)];
       return { outcome: 'SIGSEGV', next: Math.min(end, following ? following.start : end) };
     }
-    const next = Math.min(end, vma.end, this.stateRunEnd(page));
-    return { outcome: handleFaultRun(this.mm, vma, this.uffd, page, next, write), next };
+    let runEnd = Math.min(end, vma.end, this.stateRunEnd(page));
+    // Where THPs are possible each 2 MiB block faults on its own.
+    if (vmaThpEnabled(vma, this.system)) runEnd = Math.min(runEnd, roundDown(page, PMD_SIZE) + PMD_SIZE);
+    return handleMmFault(this.mm, vma, this.uffd, this.system, page, runEnd, write);
   }
 
   /** The end of the run of pages that share page's page-table state. */

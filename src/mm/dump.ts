@@ -8,6 +8,7 @@ import {
   isTable,
   pteKind,
   PTE_FILE,
+  PTE_LARGE_FOLIO,
   PTE_MARKER_GUARD,
   PTE_MARKER_POISONED,
   PTE_MARKER_UFFD_WP,
@@ -39,6 +40,7 @@ export function describeEntry(entry: number, kind: string): string {
   if (entry & PTE_UFFD_WP) words.push('wp');
   if (entry & PTE_FILE) words.push('file');
   if (entry & PTE_SOFT_DIRTY) words.push('softdirty');
+  if (entry & PTE_LARGE_FOLIO) words.push('large');
   return words.join('|');
 }
 

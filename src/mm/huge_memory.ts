@@ -1,17 +1,64 @@
-// Transparent huge pages at the PMD level (mm/huge_memory.c).
+// Transparent huge pages (mm/huge_memory.c, mm/khugepaged.c): which blocks fault in as THPs,
+// splitting a PMD mapping, splitting the folio itself, and MADV_COLLAPSE.
 
-import { PMD_SIZE } from '../uapi';
-import { roundDown, type MmStruct } from './mm';
-import { isHugeLeaf, PTE_FILE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_UFFD_WP, PTE_ZERO, TABLE } from './pte';
+import { PMD_SIZE, type ErrnoName } from '../uapi';
+import type { SystemConfig } from '../scenario/program';
+import { roundDown, roundUp, type MmStruct } from './mm';
+import {
+  HUGE_LEAF,
+  isHugeLeaf,
+  isSwapPte,
+  isTable,
+  pteKind,
+  ptePresent,
+  pteSwpUffdWpAny,
+  PTE_FILE,
+  PTE_LARGE_FOLIO,
+  PTE_PRESENT,
+  PTE_SOFT_DIRTY,
+  PTE_SWAP,
+  PTE_UFFD_WP,
+  PTE_ZERO,
+  TABLE,
+} from './pte';
+import { vmaIsAnonymous, type Vma } from './vma';
+import { NotModelled } from '../errors';
+
+/** thp_vma_allowable_order() for page faults, by the system's THP mode and the VMA's advice. */
+export function vmaThpEnabled(vma: Vma, system: SystemConfig): boolean {
+  if (!vmaIsAnonymous(vma) || vma.thp === 'nohugepage') return false;
+  if (system.thp === 'always') return true;
+  return system.thp === 'madvise' && vma.thp === 'hugepage';
+}
+
+/** A fault at addr maps a THP: the block lies wholly in the VMA and has no table yet. */
+export function thpFaultAllowed(mm: MmStruct, vma: Vma, addr: number, system: SystemConfig): boolean {
+  const block = roundDown(addr, PMD_SIZE);
+  return (
+    vmaThpEnabled(vma, system) &&
+    block >= vma.start &&
+    block + PMD_SIZE <= vma.end &&
+    mm.pmd.get(block) === undefined
+  );
+}
+
+/** do_huge_pmd_anonymous_page(): a THP for a write, the huge zero page for a read. */
+export function doHugePmdAnonymousPage(mm: MmStruct, addr: number, write: boolean): void {
+  const block = roundDown(addr, PMD_SIZE);
+  mm.allocPmdTables(block, block + PMD_SIZE);
+  mm.pmd.set(block, block + PMD_SIZE, write ? HUGE_LEAF : HUGE_LEAF | PTE_ZERO);
+}
 
 /** The PTE every page of a split PMD leaf inherits (__split_huge_pmd_locked()). */
 function ptesOfHugePmd(pmd: number): number {
-  return PTE_PRESENT | (pmd & (PTE_UFFD_WP | PTE_SOFT_DIRTY | PTE_ZERO | PTE_FILE));
+  const pte = PTE_PRESENT | (pmd & (PTE_UFFD_WP | PTE_SOFT_DIRTY | PTE_ZERO | PTE_FILE));
+  // The pages of a THP stay one large folio until the folio itself is split.
+  return pmd & PTE_ZERO ? pte : pte | PTE_LARGE_FOLIO;
 }
 
 /**
- * split_huge_pmd(): turn the anonymous THP (or huge zero page) mapping the block of addr into
- * a PTE table of 512 entries that keep its uffd-wp, soft-dirty and zero-page state.
+ * split_huge_pmd(): the PMD leaf mapping the block of addr becomes a PTE table of 512 entries
+ * that keep its uffd-wp, soft-dirty and zero-page state.
  */
 export function splitHugePmd(mm: MmStruct, addr: number): void {
   const block = roundDown(addr, PMD_SIZE);
@@ -19,4 +66,80 @@ export function splitHugePmd(mm: MmStruct, addr: number): void {
   if (!isHugeLeaf(pmd)) return;
   mm.pmd.set(block, block + PMD_SIZE, TABLE);
   mm.pte.set(block, block + PMD_SIZE, ptesOfHugePmd(pmd!));
+}
+
+/**
+ * split_folio() of the anonymous large folio in the block of addr, wherever it is mapped (PMD or
+ * PTEs): the pages become small folios, and those that hold only zeros are mapped to the shared
+ * zero page instead (remap_page() with RMP_USE_SHARED_ZEROPAGE), keeping uffd-wp and soft-dirty.
+ */
+export function splitFolio(mm: MmStruct, addr: number): void {
+  const block = roundDown(addr, PMD_SIZE);
+  const pmd = mm.pmd.get(block);
+  if (isHugeLeaf(pmd) && pmd! & PTE_ZERO) return; // the huge zero page is not split
+  splitHugePmd(mm, block);
+  if (!isTable(mm.pmd.get(block))) return;
+  const end = block + PMD_SIZE;
+  for (const run of [...mm.pte.map.runs(mm.pte.index(block), mm.pte.index(end))]) {
+    if (!ptePresent(run.value) || !(run.value & PTE_LARGE_FOLIO)) continue;
+    const small = run.value & ~PTE_LARGE_FOLIO;
+    const zero = PTE_PRESENT | PTE_ZERO | (run.value & (PTE_UFFD_WP | PTE_SOFT_DIRTY));
+    for (const seg of [...mm.data.segments(run.start, run.end)]) {
+      mm.pte.map.set(seg.start, seg.end, seg.value ? small : zero);
+    }
+  }
+}
+
+/** The blocks holding (PTE-mapped or PMD-mapped) anonymous large folios in [start, end). */
+export function largeFolioBlocks(mm: MmStruct, start: number, end: number): number[] {
+  const out = new Set<number>([...mm.hugeLeavesIn(start, end)]);
+  for (const run of mm.pte.map.runs(mm.pte.index(start), mm.pte.index(end))) {
+    if (!(run.value & PTE_LARGE_FOLIO) || !ptePresent(run.value)) continue;
+    for (let b = roundDown(run.start * 4096, PMD_SIZE); b < run.end * 4096; b += PMD_SIZE) out.add(b);
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
+/**
+ * MADV_COLLAPSE over [start, end) of one VMA (madvise_collapse()): each 2 MiB block wholly inside
+ * becomes a THP. Refusals that let the walk go on (a hole, uffd-wp entries) make the call fail
+ * with EINVAL at the end; a none slot in a uffd-armed VMA stops it with EBUSY.
+ */
+export function madviseCollapse(mm: MmStruct, vma: Vma, start: number, end: number): ErrnoName | null {
+  if (!vmaIsAnonymous(vma) || vma.thp === 'nohugepage') return 'EINVAL';
+  const hstart = roundUp(start, PMD_SIZE);
+  const hend = roundDown(end, PMD_SIZE);
+  let failed: ErrnoName | null = null;
+  for (let block = hstart; block < hend; block += PMD_SIZE) {
+    const result = collapseBlock(mm, vma, block);
+    if (result === 'EBUSY') return result;
+    if (result) failed = result;
+  }
+  return failed;
+}
+
+/** hpage_collapse_scan_pmd() and collapse_huge_page() for one block. */
+function collapseBlock(mm: MmStruct, vma: Vma, block: number): ErrnoName | null {
+  const pmd = mm.pmd.get(block);
+  if (isHugeLeaf(pmd)) return null; // SCAN_PMD_MAPPED: already huge (the huge zero page too)
+  if (!isTable(pmd)) return 'EINVAL'; // SCAN_PMD_NULL / SCAN_PMD_NONE
+  const end = block + PMD_SIZE;
+  const armed = vma.uffd !== 0;
+  // The first entry that cannot be collapsed, in address order, decides.
+  for (const seg of mm.pte.map.segments(mm.pte.index(block), mm.pte.index(end))) {
+    const pte = seg.value;
+    if (pte !== undefined && isSwapPte(pte)) {
+      if (pteSwpUffdWpAny(pte)) return 'EINVAL'; // SCAN_PTE_UFFD_WP
+      if (pteKind(pte) !== PTE_SWAP) return 'EINVAL'; // guard and poison markers cannot be swapped in
+      throw new NotModelled('MADV_COLLAPSE over swap entries (swap-in) is not modelled yet');
+    }
+    if (pte === undefined || pte & PTE_ZERO) {
+      if (armed) return 'EBUSY'; // SCAN_EXCEED_NONE_PTE
+      continue;
+    }
+    if (pte & PTE_UFFD_WP) return 'EINVAL'; // SCAN_PTE_UFFD_WP
+  }
+  mm.pte.set(block, end, undefined);
+  mm.pmd.set(block, end, HUGE_LEAF);
+  return null;
 }

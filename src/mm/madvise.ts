@@ -1,12 +1,13 @@
 // madvise() (mm/madvise.c): validation, the walk over VMAs, and each advice's effect.
 // Returns null on success or the errno name.
 
-import { PROT_READ, PROT_WRITE, type ErrnoName } from '../uapi';
+import { PMD_SIZE, PROT_READ, PROT_WRITE, type ErrnoName } from '../uapi';
 import type { Advice } from '../scenario/program';
 import { NotModelled } from '../errors';
 import type { MmStruct } from './mm';
 import { PTE_MARKER_GUARD, isGuardMarker } from './pte';
 import { zapRange } from './memory';
+import { largeFolioBlocks, madviseCollapse, splitFolio } from './huge_memory';
 import { splitVmas, userRange } from './mmap';
 import { fillNone } from './userfaultfd';
 import { isHugetlb, isPfnmap, vmaIsAnonymous, VM_DONTCOPY, VM_RAND_READ, VM_SEQ_READ, type Vma } from './vma';
@@ -26,6 +27,7 @@ const FLAG_ADVICE: Partial<Record<Advice, (vma: Vma) => void>> = {
   sequential: (vma) => (vma.advice = (vma.advice & ~VM_RAND_READ) | VM_SEQ_READ),
   dontfork: (vma) => (vma.advice |= VM_DONTCOPY),
   dofork: (vma) => (vma.advice &= ~VM_DONTCOPY),
+  hugepage: (vma) => (vma.thp = 'hugepage'),
   nohugepage: (vma) => (vma.thp = 'nohugepage'),
 };
 
@@ -37,6 +39,7 @@ const RANGE_ADVICE: Partial<Record<Advice, (mm: MmStruct, r: VmaRange) => ErrnoN
   free: madviseFree,
   remove: () => 'EINVAL',
   pageout: madvisePageout,
+  collapse: (mm, r) => madviseCollapse(mm, r.vma, r.start, r.end),
   'guard-install': madviseGuardInstall,
   'guard-remove': madviseGuardRemove,
 };
@@ -47,9 +50,6 @@ export function doMadvise(mm: MmStruct, addr: bigint, len: bigint, advice: Advic
   if (!range) return 'EINVAL';
   const { start, end } = range;
   if (start === end) return null;
-  if (advice === 'hugepage' || advice === 'collapse') {
-    throw new NotModelled(`madvise ${advice}: transparent huge pages are not modelled yet`);
-  }
   if (advice === 'pageout' && swap) throw new NotModelled('madvise pageout with swap: swap is not modelled yet');
   if (advice === 'populate-read' || advice === 'populate-write') {
     throw new NotModelled('populate is applied by the process (see process.ts)');
@@ -82,15 +82,26 @@ function madviseDontneed(mm: MmStruct, r: VmaRange): ErrnoName | null {
   return null;
 }
 
-/** MADV_FREE: anonymous pages stay mapped until reclaim; swap entries would be freed. */
-function madviseFree(_mm: MmStruct, r: VmaRange): ErrnoName | null {
+/**
+ * MADV_FREE: anonymous pages stay mapped until reclaim. A THP the range covers only partly is
+ * split (madvise_free_huge_pmd()), with the zero-filled pages mapped to the zero page.
+ */
+function madviseFree(mm: MmStruct, r: VmaRange): ErrnoName | null {
   if (!vmaIsAnonymous(r.vma)) return 'EINVAL';
+  for (const block of [...mm.hugeLeavesIn(r.start, r.end)]) {
+    if (block < r.start || block + PMD_SIZE > r.end) splitFolio(mm, block);
+  }
   return null;
 }
 
-/** MADV_PAGEOUT without swap: anonymous pages cannot go anywhere and stay present. */
-function madvisePageout(_mm: MmStruct, r: VmaRange): ErrnoName | null {
+/**
+ * MADV_PAGEOUT without swap: anonymous pages cannot go anywhere and stay mapped, but a large
+ * folio in the range is split on the way (madvise_cold_or_pageout_pte_range(), then reclaim),
+ * which maps its zero-filled pages to the zero page.
+ */
+function madvisePageout(mm: MmStruct, r: VmaRange): ErrnoName | null {
   requireAnon(r, 'pageout');
+  for (const block of largeFolioBlocks(mm, r.start, r.end)) splitFolio(mm, block);
   return null;
 }
 

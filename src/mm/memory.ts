@@ -4,17 +4,20 @@
 import { PMD_SIZE, PROT_READ, PROT_WRITE, PROT_EXEC } from '../uapi';
 import { roundDown, type MmStruct } from './mm';
 import {
+  HUGE_LEAF,
   isGuardMarker,
   isHugeLeaf,
   isTable,
   isUffdWpMarker,
   ptePresent,
   PTE_PRESENT,
+  PTE_SOFT_DIRTY,
   PTE_UFFD_WP,
   PTE_ZERO,
   type Pte,
 } from './pte';
-import { splitHugePmd } from './huge_memory';
+import { doHugePmdAnonymousPage, splitHugePmd, thpFaultAllowed } from './huge_memory';
+import type { SystemConfig } from '../scenario/program';
 import { userfaultfdWpAsync, type UffdCtx } from './userfaultfd';
 import { userfaultfdWp, vmaIsAnonymous, type Vma } from './vma';
 import { UFFD_REGISTER_MODES } from '../uapi';
@@ -30,40 +33,81 @@ export function accessError(vma: Vma, write: boolean): boolean {
 }
 
 /**
- * handle_mm_fault() for the pages [start, end) of one VMA, which share one entry state (a run):
- * the same transition applies to each page, so it is applied to the run at once.
+ * handle_mm_fault() for the pages [start, end) of one VMA, which share one page-table state (a
+ * run, inside one 2 MiB block when THPs are possible): the same transition applies to each
+ * page, so it is applied to the run at once. Returns where the run handled ends.
  */
-export function handleFaultRun(
+export function handleMmFault(
   mm: MmStruct,
   vma: Vma,
   ctx: UffdCtx | null,
+  system: SystemConfig,
   start: number,
   end: number,
   write: boolean,
-): FaultOutcome {
-  if (accessError(vma, write)) return 'SIGSEGV';
+): { outcome: FaultOutcome; next: number } {
+  if (accessError(vma, write)) return { outcome: 'SIGSEGV', next: end };
   if (!vmaIsAnonymous(vma)) throw new NotModelled(`faults in ${vma.kind} memory are not modelled yet`);
+  const blockEnd = Math.min(end, roundDown(start, PMD_SIZE) + PMD_SIZE);
+  if (thpFaultAllowed(mm, vma, start, system)) {
+    if (vma.uffd & UFFD_REGISTER_MODES.MISSING) throw blocksOnMissing();
+    doHugePmdAnonymousPage(mm, start, write);
+    if (write) mm.data.set(mm.pte.index(start), mm.pte.index(blockEnd), 1);
+    return { outcome: 'ok', next: blockEnd };
+  }
   const pmd = mm.pmd.get(start);
-  if (isHugeLeaf(pmd)) throw new NotModelled('faults on transparent huge pages are not modelled yet');
-  const pte = isTable(pmd) ? mm.pte.get(start) : undefined;
+  if (isHugeLeaf(pmd)) {
+    if (!write) return { outcome: 'ok', next: blockEnd };
+    if (!wpHugePmd(mm, vma, ctx, start, pmd!)) {
+      mm.data.set(mm.pte.index(start), mm.pte.index(blockEnd), 1);
+      return { outcome: 'ok', next: blockEnd };
+    }
+    end = blockEnd; // split: the pages go on at PTE level
+  }
+  return { outcome: handlePteFault(mm, vma, ctx, start, end, write), next: end };
+}
+
+/**
+ * wp_huge_pmd(): a write to a PMD leaf. Returns true when the PMD was split and the fault goes on
+ * at PTE level (a uffd-wp THP in async mode); otherwise the leaf was handled in place.
+ */
+function wpHugePmd(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, addr: number, pmd: number): boolean {
+  if (pmd & PTE_UFFD_WP && userfaultfdWp(vma)) {
+    resolveWriteProtect(vma, ctx);
+    splitHugePmd(mm, addr);
+    return true;
+  }
+  // do_huge_zero_wp_pmd(): a fresh THP replaces the huge zero page; a THP of our own is reused.
+  if (pmd & PTE_ZERO) mm.pmd.set(addr, addr + 1, HUGE_LEAF | (pmd & PTE_SOFT_DIRTY));
+  return false;
+}
+
+/** handle_pte_fault() on a run of equal PTE slots. */
+function handlePteFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, start: number, end: number, write: boolean): FaultOutcome {
+  const pte = isTable(mm.pmd.get(start)) ? mm.pte.get(start) : undefined;
   const next = faultedPte(vma, ctx, pte, write);
   if (next === 'SIGSEGV') return next;
+  const lo = mm.pte.index(start);
+  const hi = mm.pte.index(end);
+  if (write) mm.data.set(lo, hi, 1);
+  else if (next & PTE_ZERO) mm.data.set(lo, hi, undefined);
   if (next === pte) return 'ok';
   mm.allocPteTables(start, end);
   mm.pte.set(start, end, next);
   return 'ok';
 }
 
+const blocksOnMissing = () =>
+  new NotModelled('the fault would block: it is delivered to the userfaultfd reader (MISSING mode)');
+
 /** The entry after an anonymous fault on `pte` (do_anonymous_page(), do_wp_page(), ...). */
-function faultedPte(vma: Vma, ctx: UffdCtx | null, pte: Pte | undefined, write: boolean): Pte | undefined | 'SIGSEGV' {
+function faultedPte(vma: Vma, ctx: UffdCtx | null, pte: Pte | undefined, write: boolean): Pte | 'SIGSEGV' {
   if (pte !== undefined && isGuardMarker(pte)) return 'SIGSEGV';
   // pte_marker_handle_uffd_wp(): a leftover marker in a VMA no longer uffd-wp is cleared.
   if (pte !== undefined && isUffdWpMarker(pte) && !userfaultfdWp(vma)) pte = undefined;
   if (pte === undefined || isUffdWpMarker(pte)) {
     // do_pte_missing() -> do_anonymous_page()
-    if (vma.uffd & UFFD_REGISTER_MODES.MISSING) {
-      throw new NotModelled('the fault would block: it is delivered to the userfaultfd reader (MISSING mode)');
-    }
+    if (vma.uffd & UFFD_REGISTER_MODES.MISSING) throw blocksOnMissing();
     const marker = pte !== undefined;
     if (!write) return PTE_PRESENT | PTE_ZERO | (marker ? PTE_UFFD_WP : 0);
     // A write on a marker installs the page with the bit, and the retried write resolves it.
@@ -101,6 +145,7 @@ export function zapRange(mm: MmStruct, start: number, end: number, reclaimPt: bo
     else splitHugePmd(mm, block);
   }
   mm.pte.map.update(mm.pte.index(start), mm.pte.index(end), (pte) => (isGuardMarker(pte) ? pte : undefined));
+  mm.data.set(mm.pte.index(start), mm.pte.index(end), undefined);
   if (!reclaimPt) return;
   const lo = roundDown(start + PMD_SIZE - 1, PMD_SIZE);
   const hi = roundDown(end, PMD_SIZE);

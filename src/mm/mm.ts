@@ -54,6 +54,11 @@ export class MmStruct {
   readonly pmd = new Level(PMD_SHIFT);
   readonly pud = new Level(PUD_SHIFT);
   readonly p4d = new Level(P4D_SHIFT);
+  /**
+   * Pages whose contents are not all zero (by page index; 1 = written). Page content matters
+   * where the kernel looks at it: splitting a large folio maps zero-filled pages to the zero page.
+   */
+  readonly data = new RunMap();
 
   /** find_vma(): the first VMA that ends above addr. */
   findVmaIndex(addr: number): number {

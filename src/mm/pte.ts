@@ -23,6 +23,8 @@ export const PTE_SOFT_DIRTY = 1 << 5;
 export const PTE_ZERO = 1 << 6;
 /** The mapped page is not anonymous (page cache, shmem): !PageAnon. */
 export const PTE_FILE = 1 << 7;
+/** The mapped page is part of a large folio (a THP whose PMD mapping was split). */
+export const PTE_LARGE_FOLIO = 1 << 8;
 
 export type Pte = number;
 

@@ -1,0 +1,280 @@
+// Differential testing: random programs (random-program.ts) run on the real kernel and on the
+// emulator, compared step by step with compareRuns(). The kernel is the reference: a step where
+// the two differ is a disagreement, written out as a ready-to-run scenario (with the kernel's
+// answers as its expect blocks) so that it can be replayed with `pagemap-scan test|verify FILE`.
+
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import { EnvironmentError } from '../errors';
+import { runOnKernel, type KernelRun, type KernelRunOptions } from '../kernel';
+import type { Program, StepResult } from '../scenario/program';
+import { stepToJson } from '../scenario/json';
+import { simulate, type SimulationResult } from '../simulate';
+import { compareRuns, type Field } from '../verify';
+import { randomProgram, seedName, type RandomProgramOptions } from './random-program';
+import { programToYaml, withExpectations } from './yaml';
+
+export interface DifferentialOptions {
+  /** The first seed; seeds seed, seed+1, ... are run (as u32). Default 1. */
+  seed?: number;
+  /** How many seeds at most. Default 1000. */
+  count?: number;
+  /** Stop starting new seeds after this many seconds (running ones finish). Default: no limit. */
+  seconds?: number;
+  /** Run at least this many seeds whatever `seconds` says (capped by `count`). Default 0. */
+  minCount?: number;
+  /** Seeds in flight at once (each runs one harness process). Default 2. */
+  concurrency?: number;
+  /** Where disagreements are written as scenario files; default a fresh temp dir (made lazily). */
+  outDir?: string;
+  /** Progress and disagreement lines; default none. */
+  log?: (line: string) => void;
+  generator?: RandomProgramOptions;
+  kernel?: KernelRunOptions;
+}
+
+/** One seed whose kernel and emulator runs differ (the first differing step). */
+export interface Disagreement {
+  seed: number;
+  step: number;
+  op: string;
+  /** Differing fields; `crash` when the emulator threw instead of answering. */
+  fields: (Field | 'crash')[];
+  kernel?: StepResult;
+  emulator?: StepResult;
+  /** The emulator's exception, for `crash`. */
+  error?: string;
+  /** The scenario file written for it. */
+  file: string;
+  /** One line that replays it. */
+  replay: string;
+}
+
+/** A seed the kernel could not run to the end (a generator bug: it should not happen). */
+export interface Unreproduced {
+  seed: number;
+  step: number;
+  reason: string;
+  file: string;
+}
+
+export interface DifferentialReport {
+  firstSeed: number;
+  seedsRun: number;
+  /** Seeds whose every compared step agreed (not-modelled tails aside). */
+  clean: number;
+  /** Steps compared and found equal. */
+  stepsAgreed: number;
+  /** Steps not compared because the emulator said "not modelled" (that step and the rest). */
+  notModelledSteps: number;
+  /** Seeds in which that happened, and the reasons with their counts. */
+  notModelledSeeds: number;
+  notModelledReasons: Map<string, number>;
+  disagreements: Disagreement[];
+  unreproduced: Unreproduced[];
+  elapsedMs: number;
+  /** True when the time limit stopped the run before `count` seeds. */
+  timedOut: boolean;
+  outDir?: string;
+}
+
+const BIN = path.resolve(__dirname, '../../bin/pagemap-scan.js');
+
+/** How to replay one seed from the command line. */
+export function replayCommand(seed: number): string {
+  return `npm run difftest -- --seed ${seed >>> 0} --count 1`;
+}
+
+interface SeedOutcome {
+  seed: number;
+  program: Program;
+  kernel?: KernelRun;
+  emulator?: SimulationResult;
+  emulatorError?: unknown;
+}
+
+async function runSeed(seed: number, opts: DifferentialOptions): Promise<SeedOutcome> {
+  const program = randomProgram(seed, opts.generator);
+  const kernel = await runOnKernel(program, { stepTimeoutMs: 2000, ...opts.kernel });
+  try {
+    return { seed, program, kernel, emulator: simulate(program) };
+  } catch (e) {
+    return { seed, program, kernel, emulatorError: e };
+  }
+}
+
+/**
+ * Run `count` seeds from `seed` (within `seconds`), kernel vs emulator. Throws EnvironmentError
+ * (before any seed is counted) when this machine cannot run programs on its kernel.
+ */
+export async function runDifferential(opts: DifferentialOptions = {}): Promise<DifferentialReport> {
+  const first = (opts.seed ?? 1) >>> 0;
+  const count = opts.count ?? 1000;
+  const minCount = Math.min(count, opts.minCount ?? 0);
+  const deadline = opts.seconds === undefined ? Infinity : Date.now() + opts.seconds * 1000;
+  const log = opts.log ?? (() => undefined);
+  const started = Date.now();
+  const report: DifferentialReport = {
+    firstSeed: first,
+    seedsRun: 0,
+    clean: 0,
+    stepsAgreed: 0,
+    notModelledSteps: 0,
+    notModelledSeeds: 0,
+    notModelledReasons: new Map(),
+    disagreements: [],
+    unreproduced: [],
+    elapsedMs: 0,
+    timedOut: false,
+  };
+
+  let outDir = opts.outDir;
+  const writeScenario = (program: Program, results: readonly StepResult[], comments: string[]): string => {
+    if (!outDir) outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pagemap-scan-difftest-'));
+    fs.mkdirSync(outDir, { recursive: true });
+    report.outDir = outDir;
+    const file = path.join(outDir, `${program.name}.yaml`);
+    fs.writeFileSync(file, programToYaml(withExpectations(program, results), comments));
+    return file;
+  };
+
+  const record = (o: SeedOutcome): void => {
+    report.seedsRun++;
+    const kernel = o.kernel!;
+    const seedLine = `seed ${o.seed}`;
+    if (o.emulatorError !== undefined) {
+      const msg = o.emulatorError instanceof Error ? o.emulatorError.stack ?? o.emulatorError.message : String(o.emulatorError);
+      const step = o.program.steps.find((s) => !kernel.results.some((r) => r.step === s.index))?.index ?? 0;
+      const file = writeScenario(o.program, kernel.results, [
+        `${seedLine}: the emulator threw: ${msg.split('\n')[0]}`,
+        `expect blocks: the answers of the real kernel (${kernel.harness.kernel})`,
+      ]);
+      const d: Disagreement = {
+        seed: o.seed,
+        step,
+        op: 'simulate',
+        fields: ['crash'],
+        error: msg,
+        file,
+        replay: `node ${BIN} verify ${file}`,
+      };
+      report.disagreements.push(d);
+      log(`DISAGREE ${seedLine}: the emulator threw ${msg.split('\n')[0]}\n  scenario: ${file}\n  replay:   ${d.replay}   (or ${replayCommand(o.seed)})`);
+      return;
+    }
+    const emulator = o.emulator!;
+    const verdicts = compareRuns(o.program, kernel, emulator);
+    let notModelled = 0;
+    let kernelSkip: string | undefined;
+    let firstDiff: (typeof verdicts)[number] | undefined;
+    for (const v of verdicts) {
+      if (v.status === 'agree') report.stepsAgreed++;
+      else if (v.status === 'skipped' && v.side === 'emulator') notModelled++;
+      else if (v.status === 'skipped') kernelSkip ??= `step ${v.step}: ${v.reason}`;
+      else firstDiff ??= v;
+    }
+    if (notModelled > 0) {
+      report.notModelledSteps += notModelled;
+      report.notModelledSeeds++;
+      const reason = (emulator.stopped?.message ?? 'unknown').replace(/^\w+: /, '');
+      report.notModelledReasons.set(reason, (report.notModelledReasons.get(reason) ?? 0) + 1);
+    }
+    if (kernelSkip && !firstDiff) {
+      const u = kernel.unreproduced[0];
+      const file = writeScenario(o.program, kernel.results, [`${seedLine}: the kernel could not run it: ${kernelSkip}`]);
+      report.unreproduced.push({ seed: o.seed, step: u?.step ?? 0, reason: kernelSkip, file });
+      log(`UNREPRODUCED ${seedLine}: ${kernelSkip}\n  scenario: ${file}`);
+      return;
+    }
+    if (!firstDiff) {
+      report.clean++;
+      return;
+    }
+    const k = firstDiff.kernel;
+    const e = firstDiff.emulator;
+    const file = writeScenario(o.program, kernel.results, [
+      `${seedLine}: step ${firstDiff.step} (${firstDiff.op}) differs in ${firstDiff.fields!.join(', ')}`,
+      `kernel:   ${k ? JSON.stringify(stepToJson(k)) : 'no result'}`,
+      `emulator: ${e ? JSON.stringify(stepToJson(e)) : 'no result'}`,
+      `expect blocks: the answers of the real kernel (${kernel.harness.kernel})`,
+    ]);
+    const d: Disagreement = {
+      seed: o.seed,
+      step: firstDiff.step,
+      op: firstDiff.op,
+      fields: firstDiff.fields!,
+      kernel: k,
+      emulator: e,
+      file,
+      replay: `node ${BIN} verify ${file}`,
+    };
+    report.disagreements.push(d);
+    log(
+      `DISAGREE ${seedLine}: step ${d.step} ${d.op} differs in ${d.fields.join(', ')}\n` +
+        `  scenario: ${file}\n  replay:   ${d.replay}   (or ${replayCommand(o.seed)})`,
+    );
+  };
+
+  // Fail fast, before any seed, when the kernel cannot run programs at all.
+  let next = 0;
+  const take = (): number | undefined => {
+    if (next >= count) return undefined;
+    if (next >= minCount && Date.now() >= deadline) {
+      report.timedOut = true;
+      return undefined;
+    }
+    return (first + next++) >>> 0;
+  };
+  let failure: unknown;
+  const worker = async (): Promise<void> => {
+    for (let seed = take(); seed !== undefined && failure === undefined; seed = take()) {
+      try {
+        record(await runSeed(seed, opts));
+      } catch (e) {
+        if (e instanceof EnvironmentError) {
+          failure ??= e;
+          return;
+        }
+        // A protocol or harness error is a bug worth a scenario file too.
+        const program = randomProgram(seed, opts.generator);
+        const file = writeScenario(program, [], [`seed ${seed}: running it failed: ${(e as Error).message}`]);
+        report.seedsRun++;
+        report.unreproduced.push({ seed, step: 0, reason: (e as Error).message, file });
+        log(`ERROR seed ${seed}: ${(e as Error).message}\n  scenario: ${file}`);
+      }
+      if (report.seedsRun % 250 === 0) log(`... ${report.seedsRun} seeds, ${report.disagreements.length} disagreements`);
+    }
+  };
+  // The first seed alone: an EnvironmentError then stops everything at once.
+  const firstSeed = take();
+  if (firstSeed !== undefined) {
+    try {
+      record(await runSeed(firstSeed, opts));
+    } catch (e) {
+      if (e instanceof EnvironmentError) throw e;
+      next = 0; // let a worker retry it and report the error
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 2) }, worker));
+  if (failure !== undefined) throw failure;
+  report.elapsedMs = Date.now() - started;
+  return report;
+}
+
+/** A few lines summing up a report. */
+export function formatReport(r: DifferentialReport): string[] {
+  const lines = [
+    `${r.seedsRun} seeds from ${r.firstSeed} in ${(r.elapsedMs / 1000).toFixed(1)} s${r.timedOut ? ' (time limit reached)' : ''}: ` +
+      `${r.clean} clean, ${r.disagreements.length} disagreeing, ${r.unreproduced.length} not reproducible on the kernel`,
+    `${r.stepsAgreed} steps agreed; ${r.notModelledSteps} steps in ${r.notModelledSeeds} seeds skipped as "not modelled" by the emulator`,
+  ];
+  for (const [reason, n] of [...r.notModelledReasons].sort((a, b) => b[1] - a[1])) lines.push(`  not modelled x${n}: ${reason}`);
+  for (const d of r.disagreements)
+    lines.push(`  seed ${d.seed}: step ${d.step} ${d.op} (${d.fields.join(', ')}): ${d.file}`);
+  for (const u of r.unreproduced) lines.push(`  seed ${u.seed}: not reproducible: ${u.reason}: ${u.file}`);
+  return lines;
+}
+
+export { seedName };
