@@ -2,7 +2,7 @@
 // A step either agrees, differs (naming the fields), or is skipped with the reason: a step that
 // one side could not run is never counted as agreement.
 
-import { runOnKernel, type KernelRun, type KernelRunOptions } from './kernel';
+import { environmentWarnings, runOnKernel, type KernelRun, type KernelRunOptions } from './kernel';
 import type { Program, StepResult } from './scenario/program';
 import { stepToJson } from './scenario/json';
 import { simulate, type SimulationResult } from './simulate';
@@ -24,15 +24,24 @@ export interface StepVerdict {
 
 export interface Verification {
   program: Program;
-  kernel: KernelRun;
+  /** undefined when the machine does not match the scenario's `system` (see `unfit`). */
+  kernel?: KernelRun;
   emulator: SimulationResult;
   steps: StepVerdict[];
+  /** Why this machine cannot reproduce the scenario (swap, THP mode, hugetlb pool). */
+  unfit: string[];
 }
 
 export async function verifyProgram(program: Program, opts: KernelRunOptions = {}): Promise<Verification> {
-  const kernel = await runOnKernel(program, opts);
   const emulator = simulate(program);
-  return { program, kernel, emulator, steps: compareRuns(program, kernel, emulator) };
+  const unfit = environmentWarnings(program);
+  if (unfit.length) {
+    const reason = unfit.join('; ');
+    const steps = program.steps.map((s): StepVerdict => ({ step: s.index, op: s.op.op, status: 'skipped', side: 'kernel', reason }));
+    return { program, emulator, steps, unfit };
+  }
+  const kernel = await runOnKernel(program, opts);
+  return { program, kernel, emulator, steps: compareRuns(program, kernel, emulator), unfit };
 }
 
 /** Compare the two runs of program, step by step, up to where both stopped. */

@@ -94,8 +94,10 @@ export function buildProgram(io: Io, exit: { code: number }): Command {
     .command('record')
     .description("run scenarios on this machine's kernel and write its answers into their expect blocks (comments are kept)")
     .argument('<file...>', 'scenario files to update in place')
-    .action(async (files: string[]) => {
-      exit.code = await recordCommand(files, io);
+    .option('--setup-hugetlb <n>', 'raise the 2 MiB hugetlb pool by N pages for the run (root; restored afterwards)')
+    .option('--setup-swap <size>', 'add a swap file of SIZE (e.g. 256M) for the run (root; removed afterwards)')
+    .action(async (files: string[], opts) => {
+      exit.code = await recordCommand(files, opts, io);
     });
 
   return program;

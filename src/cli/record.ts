@@ -5,16 +5,27 @@
 import * as fs from 'node:fs';
 import { isMap, isSeq, parseDocument, type Document, type YAMLMap } from 'yaml';
 import { EnvironmentError, EXIT_OK, InputError } from '../errors';
-import { runOnKernel } from '../kernel';
+import { environmentWarnings, runOnKernel } from '../kernel';
 import { loadScenarioFile } from '../scenario';
 import type { Program, StepResult } from '../scenario/program';
 import { categoryNames } from '../uapi';
 import { symbolic } from './format';
 import type { Io } from './io';
+import { withSetup, type SetupOptions } from './setup-options';
 
-export async function recordCommand(files: string[], io: Io): Promise<number> {
-  for (const file of files) {
-    const program = loadScenarioFile(file);
+export async function recordCommand(files: string[], opts: SetupOptions, io: Io): Promise<number> {
+  const programs = files.map((f) => loadScenarioFile(f));
+  return withSetup(opts, programs, async () => {
+    for (const program of programs) await recordOne(program, io);
+    return EXIT_OK;
+  });
+}
+
+async function recordOne(program: Program, io: Io): Promise<void> {
+  const file = program.file;
+  const unfit = environmentWarnings(program);
+  if (unfit.length) throw new EnvironmentError(`${file}: this machine cannot reproduce it: ${unfit.join('; ')}`);
+  {
     const run = await runOnKernel(program);
     if (run.unreproduced.length) {
       const u = run.unreproduced[0];
@@ -29,7 +40,6 @@ export async function recordCommand(files: string[], io: Io): Promise<number> {
     const stoppedAt = run.stopped ? `, stopped at step ${run.stopped.step}` : '';
     io.out(`${file}: recorded ${run.results.length} steps from Linux ${run.harness.kernel}${stoppedAt}`);
   }
-  return EXIT_OK;
 }
 
 /** Replace the expect block of every step that ran: scans get ret/errno/walk_end/regions. */

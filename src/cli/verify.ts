@@ -2,22 +2,19 @@
 // step, kernel vs emulator; differing regions are marked. Ends with `N agree, N differ, N skipped`.
 
 import type { Chalk } from 'chalk';
-import { EXIT_ENVIRONMENT, EXIT_MISMATCH, EXIT_OK, InputError } from '../errors';
-import { hugetlbPagesNeeded, withHugetlbPages, withSwapFile } from '../kernel';
+import { EXIT_ENVIRONMENT, EXIT_MISMATCH, EXIT_OK } from '../errors';
 import { loadScenarioFile } from '../scenario';
 import { hex, stepToJson } from '../scenario/json';
-import { parseSize } from '../scenario/values';
 import type { Program, StepResult } from '../scenario/program';
 import { categoryNames } from '../uapi';
 import { summarize, verifyProgram, type StepVerdict, type Verification } from '../verify';
 import { scenarioFiles } from './files';
+import { withSetup, type SetupOptions } from './setup-options';
 import { symbolic } from './format';
 import type { Io } from './io';
 
-export interface VerifyOptions {
+export interface VerifyOptions extends SetupOptions {
   json?: boolean;
-  setupHugetlb?: string;
-  setupSwap?: string;
 }
 
 export async function verifyCommand(args: string[], opts: VerifyOptions, io: Io, c: Chalk): Promise<number> {
@@ -43,42 +40,13 @@ export async function verifyCommand(args: string[], opts: VerifyOptions, io: Io,
   return EXIT_OK;
 }
 
-/** --setup-hugetlb N and --setup-swap SIZE, restored afterwards whatever happens. */
-async function withSetup<T>(opts: VerifyOptions, programs: Program[], fn: () => Promise<T>): Promise<T> {
-  let run = fn;
-  if (opts.setupSwap !== undefined) {
-    const size = parseOption('--setup-swap', () => parseSize(opts.setupSwap, 4096n));
-    const inner = run;
-    run = () => withSwapFile(size, inner);
-  }
-  if (opts.setupHugetlb !== undefined) {
-    const n = parseOption('--setup-hugetlb', () => {
-      if (!/^\d+$/.test(opts.setupHugetlb!)) throw new Error('expected a number of 2 MiB pages');
-      return Number(opts.setupHugetlb);
-    });
-    const needed = programs.map(hugetlbPagesNeeded);
-    const gb = Math.max(0, ...needed.map((x) => x['1G']));
-    const inner = run;
-    run = () => withHugetlbPages({ '2M': n, '1G': gb }, inner);
-  }
-  return run();
-}
-
-function parseOption<T>(name: string, parse: () => T): T {
-  try {
-    return parse();
-  } catch (e) {
-    throw new InputError({ file: name }, undefined, e instanceof Error ? e.message : String(e));
-  }
-}
-
 function toJson(v: Verification): unknown {
   return {
     scenario: v.program.name,
     file: v.program.file,
-    kernel: v.kernel.harness.kernel,
+    kernel: v.kernel?.harness.kernel ?? null,
     summary: summarize(v.steps),
-    warnings: v.kernel.warnings,
+    warnings: v.kernel?.warnings ?? v.unfit,
     steps: v.steps.map((s) => ({
       step: s.step,
       op: s.op,
@@ -93,8 +61,13 @@ function toJson(v: Verification): unknown {
 
 function printVerification(v: Verification, io: Io, c: Chalk): void {
   const s = summarize(v.steps);
-  io.out(c.bold(`${v.program.file}: ${v.program.name}`) + c.dim(` (Linux ${v.kernel.harness.kernel} vs emulator ${v.emulator.kernel})`));
-  for (const w of v.kernel.warnings) io.out(c.yellow(`  warning: ${w}`));
+  const linux = v.kernel ? `Linux ${v.kernel.harness.kernel}` : 'kernel not run';
+  io.out(c.bold(`${v.program.file}: ${v.program.name}`) + c.dim(` (${linux} vs emulator ${v.emulator.kernel})`));
+  if (v.unfit.length) {
+    io.out(c.yellow(`  skipped: this machine cannot reproduce it: ${v.unfit.join('; ')}`));
+    return;
+  }
+  for (const w of v.kernel!.warnings) io.out(c.yellow(`  warning: ${w}`));
   for (const step of v.steps) printVerdict(step, v.program, io, c);
   io.out(c.dim(`  ${s.agree} agree, ${s.differ} differ, ${s.skipped} skipped`));
   io.out('');

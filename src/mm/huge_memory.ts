@@ -22,7 +22,6 @@ import {
   TABLE,
 } from './pte';
 import { vmaIsAnonymous, type Vma } from './vma';
-import { NotModelled } from '../errors';
 
 /** thp_vma_allowable_order() for page faults, by the system's THP mode and the VMA's advice. */
 export function vmaThpEnabled(vma: Vma, system: SystemConfig): boolean {
@@ -131,7 +130,7 @@ function collapseBlock(mm: MmStruct, vma: Vma, block: number): ErrnoName | null 
     if (pte !== undefined && isSwapPte(pte)) {
       if (pteSwpUffdWpAny(pte)) return 'EINVAL'; // SCAN_PTE_UFFD_WP
       if (pteKind(pte) !== PTE_SWAP) return 'EINVAL'; // guard and poison markers cannot be swapped in
-      throw new NotModelled('MADV_COLLAPSE over swap entries (swap-in) is not modelled yet');
+      continue; // swapped in by __collapse_huge_page_swapin()
     }
     if (pte === undefined || pte & PTE_ZERO) {
       if (armed) return 'EBUSY'; // SCAN_EXCEED_NONE_PTE

@@ -5,7 +5,7 @@ import { PMD_SIZE, PROT_READ, PROT_WRITE, type ErrnoName } from '../uapi';
 import type { Advice } from '../scenario/program';
 import { NotModelled } from '../errors';
 import type { MmStruct } from './mm';
-import { PTE_MARKER_GUARD, isGuardMarker } from './pte';
+import { PTE_FILE, PTE_MARKER_GUARD, PTE_SOFT_DIRTY, PTE_SWAP, PTE_UFFD_WP, PTE_ZERO, isGuardMarker, ptePresent, pteKind, type Pte } from './pte';
 import { zapRange } from './memory';
 import { largeFolioBlocks, madviseCollapse, splitFolio } from './huge_memory';
 import { splitVmas, userRange } from './mmap';
@@ -18,6 +18,8 @@ interface VmaRange {
   vma: Vma;
   start: number;
   end: number;
+  /** A swap device is active (system.swap). */
+  swap: boolean;
 }
 
 /** Advice that only changes VMA flags: madvise_update_vma() splits and merges VMAs. */
@@ -50,7 +52,6 @@ export function doMadvise(mm: MmStruct, addr: bigint, len: bigint, advice: Advic
   if (!range) return 'EINVAL';
   const { start, end } = range;
   if (start === end) return null;
-  if (advice === 'pageout' && swap) throw new NotModelled('madvise pageout with swap: swap is not modelled yet');
   if (advice === 'populate-read' || advice === 'populate-write') {
     throw new NotModelled('populate is applied by the process (see process.ts)');
   }
@@ -63,7 +64,7 @@ export function doMadvise(mm: MmStruct, addr: bigint, len: bigint, advice: Advic
   } else {
     const apply = RANGE_ADVICE[advice]!;
     for (const vma of mm.vmasIn(start, end)) {
-      const err = apply(mm, { vma, start: Math.max(start, vma.start), end: Math.min(end, vma.end) });
+      const err = apply(mm, { vma, start: Math.max(start, vma.start), end: Math.min(end, vma.end), swap });
       if (err) return err;
     }
   }
@@ -91,18 +92,41 @@ function madviseFree(mm: MmStruct, r: VmaRange): ErrnoName | null {
   for (const block of [...mm.hugeLeavesIn(r.start, r.end)]) {
     if (block < r.start || block + PMD_SIZE > r.end) splitFolio(mm, block);
   }
+  // Swap entries are freed: the slots become none.
+  mm.pte.map.update(mm.pte.index(r.start), mm.pte.index(r.end), (pte) => (pteKind(pte) === PTE_SWAP ? undefined : pte));
   return null;
 }
 
 /**
- * MADV_PAGEOUT without swap: anonymous pages cannot go anywhere and stay mapped, but a large
- * folio in the range is split on the way (madvise_cold_or_pageout_pte_range(), then reclaim),
- * which maps its zero-filled pages to the zero page.
+ * MADV_PAGEOUT (madvise_cold_or_pageout_pte_range(), then reclaim_pages()): a large folio in the
+ * range is split on the way, which maps its zero-filled pages to the zero page. With swap, the
+ * anonymous pages then become swap entries (uffd-wp and soft-dirty carried over); a wholly
+ * covered THP is reclaimed, and so swapped out, whole. Without swap they stay mapped.
  */
 function madvisePageout(mm: MmStruct, r: VmaRange): ErrnoName | null {
   requireAnon(r, 'pageout');
-  for (const block of largeFolioBlocks(mm, r.start, r.end)) splitFolio(mm, block);
+  let start = r.start;
+  let end = r.end;
+  for (const block of largeFolioBlocks(mm, r.start, r.end)) {
+    splitFolio(mm, block);
+    if (r.swap && isTableCovering(mm, block, r)) {
+      start = Math.min(start, block);
+      end = Math.max(end, block + PMD_SIZE);
+    }
+  }
+  if (r.swap) mm.pte.map.update(mm.pte.index(start), mm.pte.index(end), swapOut);
   return null;
+}
+
+/** A whole THP in the range: reclaim took the folio, and every page of it, after the split. */
+function isTableCovering(mm: MmStruct, block: number, r: VmaRange): boolean {
+  return block >= r.start && block + PMD_SIZE <= r.end;
+}
+
+/** try_to_unmap() of an anonymous page into swap: the zero page and markers are left alone. */
+function swapOut(pte: Pte): Pte {
+  if (!ptePresent(pte) || pte & (PTE_ZERO | PTE_FILE)) return pte;
+  return PTE_SWAP | (pte & (PTE_UFFD_WP | PTE_SOFT_DIRTY));
 }
 
 /** MADV_GUARD_INSTALL: zap what is mapped, then a guard marker in every slot. */

@@ -12,7 +12,9 @@ import {
   ptePresent,
   PTE_PRESENT,
   PTE_SOFT_DIRTY,
+  PTE_SWAP,
   PTE_UFFD_WP,
+  pteKind,
   PTE_ZERO,
   type Pte,
 } from './pte';
@@ -114,7 +116,9 @@ function faultedPte(vma: Vma, ctx: UffdCtx | null, pte: Pte | undefined, write: 
     if (marker) resolveWriteProtect(vma, ctx);
     return PTE_PRESENT;
   }
-  if (!ptePresent(pte)) throw new NotModelled('faults on swap entries are not modelled yet');
+  // do_swap_page(): only the faulting page comes back, keeping its uffd-wp and soft-dirty bits.
+  if (pteKind(pte) === PTE_SWAP) pte = PTE_PRESENT | (pte & (PTE_UFFD_WP | PTE_SOFT_DIRTY));
+  if (!ptePresent(pte)) throw new NotModelled('faults on this kind of entry are not modelled yet');
   if (!write) return pte;
   // do_wp_page()
   if (pte & PTE_UFFD_WP && userfaultfdWp(vma)) {

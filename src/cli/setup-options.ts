@@ -1,0 +1,42 @@
+// `--setup-hugetlb N` and `--setup-swap SIZE`: machine set-up for kernel runs, only when asked,
+// and always put back afterwards (src/kernel/setup.ts).
+
+import { InputError } from '../errors';
+import { hugetlbPagesNeeded, withHugetlbPages, withSwapFile } from '../kernel';
+import type { Program } from '../scenario/program';
+import { parseSize } from '../scenario/values';
+
+export interface SetupOptions {
+  setupHugetlb?: string;
+  setupSwap?: string;
+}
+
+/** --setup-hugetlb N and --setup-swap SIZE, restored afterwards whatever happens. */
+export async function withSetup<T>(opts: SetupOptions, programs: Program[], fn: () => Promise<T>): Promise<T> {
+  let run = fn;
+  if (opts.setupSwap !== undefined) {
+    const size = parseOption('--setup-swap', () => parseSize(opts.setupSwap, 4096n));
+    const inner = run;
+    run = () => withSwapFile(size, inner);
+  }
+  if (opts.setupHugetlb !== undefined) {
+    const n = parseOption('--setup-hugetlb', () => {
+      if (!/^\d+$/.test(opts.setupHugetlb!)) throw new Error('expected a number of 2 MiB pages');
+      return Number(opts.setupHugetlb);
+    });
+    const needed = programs.map(hugetlbPagesNeeded);
+    const gb = Math.max(0, ...needed.map((x) => x['1G']));
+    const inner = run;
+    run = () => withHugetlbPages({ '2M': n, '1G': gb }, inner);
+  }
+  return run();
+}
+
+function parseOption<T>(name: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    throw new InputError({ file: name }, undefined, e instanceof Error ? e.message : String(e));
+  }
+}
+
