@@ -3,7 +3,9 @@
 
 import { NotModelled } from './errors';
 import { doMadvise, gupAccessError } from './mm/madvise';
-import { handleMmFault, type FaultOutcome } from './mm/memory';
+import { accessError, handleMmFault, type FaultOutcome } from './mm/memory';
+import { hugetlbFault } from './mm/hugetlb';
+import { hugePageSize, isHugetlb, type Vma } from './mm/vma';
 import { vmaThpEnabled } from './mm/huge_memory';
 import { MmStruct, roundDown, roundUp } from './mm/mm';
 import { doMmap, doMprotect, doMunmap, userRange } from './mm/mmap';
@@ -21,7 +23,7 @@ import type { Advice, MemoryKind, SystemConfig } from './scenario/program';
 import { doPagemapScan, type ScanResult } from './scan/scan';
 import { PAGE_SIZE, PMD_SIZE, type ErrnoName, type PmScanArg } from './uapi';
 
-const MODELLED_KINDS: readonly MemoryKind[] = ['anon'];
+const MODELLED_KINDS: readonly MemoryKind[] = ['anon', 'hugetlb', 'hugetlb-shared', 'hugetlb-1g'];
 
 export class Process {
   readonly mm = new MmStruct();
@@ -35,7 +37,19 @@ export class Process {
 
   mmap(addr: bigint, size: bigint, kind: MemoryKind, prot: number): ErrnoName | null {
     if (!MODELLED_KINDS.includes(kind)) throw new NotModelled(`mmap kind ${kind} is not modelled yet`);
-    return doMmap(this.mm, addr, size, kind, prot);
+    return doMmap(this.mm, addr, size, kind, prot, (vma) => !isHugetlb(vma) || this.hugetlbPoolHas(vma));
+  }
+
+  /** hugetlb_reserve_pages(): a mapping reserves its huge pages from the pool at mmap time. */
+  private hugetlbPoolHas(vma: Vma): boolean {
+    const pool = vma.kind === 'hugetlb-1g' ? '1G' : '2M';
+    const limit = this.system.hugetlbPages?.[pool];
+    if (limit === undefined) return true; // as many as the scenario needs
+    const huge = pool === '1G' ? 2 ** 30 : 2 ** 21;
+    const used = this.mm.vmas
+      .filter((v) => isHugetlb(v) && (v.kind === 'hugetlb-1g') === (pool === '1G'))
+      .reduce((n, v) => n + (v.end - v.start) / huge, 0);
+    return used + (vma.end - vma.start) / huge <= limit;
   }
 
   munmap(addr: bigint, size: bigint): ErrnoName | null {
@@ -94,6 +108,11 @@ export class Process {
     if (!vma) {
       const following = this.mm.vmas[this.mm.findVmaIndex(page)];
       return { outcome: 'SIGSEGV', next: Math.min(end, following ? following.start : end) };
+    }
+    if (isHugetlb(vma)) {
+      if (accessError(vma, write)) return { outcome: 'SIGSEGV', next: Math.min(end, vma.end) };
+      hugetlbFault(this.mm, vma, this.uffd, page, write);
+      return { outcome: 'ok', next: Math.min(end, vma.end, roundDown(page, hugePageSize(vma)) + hugePageSize(vma)) };
     }
     let runEnd = Math.min(end, vma.end, this.stateRunEnd(page));
     // Where THPs are possible each 2 MiB block faults on its own.

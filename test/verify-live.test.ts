@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EnvironmentError } from '../src/errors';
-import { loadScenarioFile } from '../src/scenario';
+import { loadScenarioFile, type Program } from '../src/scenario';
 import { hugetlbPagesNeeded, withHugetlbPages, withSwapFile } from '../src/kernel';
 import { summarize, verifyProgram, type Verification } from '../src/verify';
 
@@ -18,16 +18,25 @@ const results = new Map<string, Verification>();
 
 beforeAll(async () => {
   const programs = files.map((f) => loadScenarioFile(path.join(dir, f)));
-  const needed = programs.map(hugetlbPagesNeeded);
-  const pages = { '2M': Math.max(0, ...needed.map((n) => n['2M'])), '1G': Math.max(0, ...needed.map((n) => n['1G'])) };
-  const verifyAll = async (swap: boolean) => {
-    for (const p of programs.filter((q) => q.system.swap === swap)) results.set(path.basename(p.file), await verifyProgram(p));
+  // A scenario that sizes the hugetlb pool itself gets exactly that pool; the others share one
+  // big enough for all of them. Swap exists or not as each scenario says.
+  const explicit = programs.filter((p) => p.system.hugetlbPages);
+  const shared = programs.filter((p) => !p.system.hugetlbPages);
+  const needed = shared.map(hugetlbPagesNeeded);
+  const pool = { '2M': Math.max(0, ...needed.map((n) => n['2M'])), '1G': Math.max(0, ...needed.map((n) => n['1G'])) };
+  const verifyAll = async (list: Program[]) => {
+    for (const p of list) results.set(path.basename(p.file), await verifyProgram(p));
   };
-  const withPool = (fn: () => Promise<void>) => (pages['2M'] || pages['1G'] ? withHugetlbPages(pages, fn) : fn());
+  const withPool = (pages: { '2M': number; '1G': number }, fn: () => Promise<void>) =>
+    pages['2M'] || pages['1G'] ? withHugetlbPages(pages, fn) : fn();
+  const withSwap = (swap: boolean, fn: () => Promise<void>) => (swap ? withSwapFile(64 * 1024 * 1024, fn) : fn());
   try {
-    // A scenario fixes whether a swap device exists: those without swap run first.
-    await withPool(() => verifyAll(false));
-    await withSwapFile(64 * 1024 * 1024, () => withPool(() => verifyAll(true)));
+    for (const swap of [false, true]) {
+      await withSwap(swap, () => withPool(pool, () => verifyAll(shared.filter((p) => p.system.swap === swap))));
+      for (const p of explicit.filter((q) => q.system.swap === swap)) {
+        await withSwap(swap, () => withPool(hugetlbPagesNeeded(p), () => verifyAll([p])));
+      }
+    }
   } catch (e) {
     if (!(e instanceof EnvironmentError)) throw e;
     unavailable = e.message;

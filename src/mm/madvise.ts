@@ -10,7 +10,8 @@ import { zapRange } from './memory';
 import { largeFolioBlocks, madviseCollapse, splitFolio } from './huge_memory';
 import { splitVmas, userRange } from './mmap';
 import { fillNone } from './userfaultfd';
-import { isHugetlb, isPfnmap, vmaIsAnonymous, VM_DONTCOPY, VM_RAND_READ, VM_SEQ_READ, type Vma } from './vma';
+import { hugePageSize, isHugetlb, isPfnmap, vmaIsAnonymous, VM_DONTCOPY, VM_RAND_READ, VM_SEQ_READ, type Vma } from './vma';
+import { hugetlbZap } from './hugetlb';
 
 
 /** The part of [start, end) inside one VMA, and that VMA. */
@@ -36,11 +37,11 @@ const FLAG_ADVICE: Partial<Record<Advice, (vma: Vma) => void>> = {
 /** Advice that acts on the entries of each VMA range. */
 const RANGE_ADVICE: Partial<Record<Advice, (mm: MmStruct, r: VmaRange) => ErrnoName | null>> = {
   willneed: () => null,
-  cold: () => null,
+  cold: notHugetlb(() => null),
   dontneed: madviseDontneed,
   free: madviseFree,
   remove: () => 'EINVAL',
-  pageout: madvisePageout,
+  pageout: notHugetlb(madvisePageout),
   collapse: (mm, r) => madviseCollapse(mm, r.vma, r.start, r.end),
   'guard-install': madviseGuardInstall,
   'guard-remove': madviseGuardRemove,
@@ -71,6 +72,11 @@ export function doMadvise(mm: MmStruct, addr: bigint, len: bigint, advice: Advic
   return unmapped ? 'ENOMEM' : null;
 }
 
+/** Advice that acts on LRU pages or page tables only: never on hugetlb (can_madv_lru_vma()). */
+function notHugetlb(apply: (mm: MmStruct, r: VmaRange) => ErrnoName | null) {
+  return (mm: MmStruct, r: VmaRange): ErrnoName | null => (isHugetlb(r.vma) ? 'EINVAL' : apply(mm, r));
+}
+
 function requireAnon(r: VmaRange, advice: string): void {
   if (!vmaIsAnonymous(r.vma)) throw new NotModelled(`madvise ${advice} on ${r.vma.kind} memory is not modelled yet`);
 }
@@ -78,6 +84,13 @@ function requireAnon(r: VmaRange, advice: string): void {
 /** MADV_DONTNEED: zap, and free PTE tables left empty (CONFIG_PT_RECLAIM). */
 function madviseDontneed(mm: MmStruct, r: VmaRange): ErrnoName | null {
   if (isPfnmap(r.vma)) return 'EINVAL';
+  if (isHugetlb(r.vma)) {
+    // The start must be huge-page aligned; the end is rounded down to a huge page.
+    const size = hugePageSize(r.vma);
+    if (r.start % size) return 'EINVAL';
+    hugetlbZap(mm, r.vma, r.start, Math.floor(r.end / size) * size, false);
+    return null;
+  }
   requireAnon(r, 'dontneed');
   zapRange(mm, r.start, r.end, true);
   return null;

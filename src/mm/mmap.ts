@@ -3,7 +3,8 @@
 
 import { PAGE_SIZE, PMD_SIZE, TASK_SIZE_MAX, type ErrnoName } from '../uapi';
 import type { MemoryKind } from '../scenario/program';
-import { isAligned, type MmStruct } from './mm';
+import { isAligned, roundUp, type MmStruct } from './mm';
+import { hugetlbZap } from './hugetlb';
 import { isHugeLeaf } from './pte';
 import { splitHugePmd } from './huge_memory';
 import { zapRange } from './memory';
@@ -15,8 +16,18 @@ function pageAlignLen(len: bigint): number | null {
   return rounded > BigInt(TASK_SIZE_MAX) ? null : Number(rounded);
 }
 
-/** do_mmap() with MAP_FIXED_NOREPLACE at addr. */
-export function doMmap(mm: MmStruct, addr: bigint, len: bigint, kind: MemoryKind, prot: number): ErrnoName | null {
+/**
+ * do_mmap() with MAP_FIXED_NOREPLACE at addr. `reserve` is asked last, as mmap_region() asks
+ * hugetlbfs for its reservation: ENOMEM when it refuses.
+ */
+export function doMmap(
+  mm: MmStruct,
+  addr: bigint,
+  len: bigint,
+  kind: MemoryKind,
+  prot: number,
+  reserve: (vma: Vma) => boolean = () => true,
+): ErrnoName | null {
   if (len === 0n) return 'EINVAL';
   const size = pageAlignLen(len);
   if (size === null) return 'ENOMEM';
@@ -24,10 +35,22 @@ export function doMmap(mm: MmStruct, addr: bigint, len: bigint, kind: MemoryKind
   if (addr > BigInt(TASK_SIZE_MAX - size)) return 'ENOMEM';
   const start = Number(addr);
   const vma: Vma = { start, end: start + size, kind, prot, thp: 'none', advice: 0, uffd: 0, softDirty: false };
-  if (isHugetlb(vma) && (!isAligned(start, hugePageSize(vma)) || !isAligned(vma.end, hugePageSize(vma)))) return 'EINVAL';
+  if (isHugetlb(vma)) {
+    // hugetlb_get_unmapped_area(): an aligned address; the length is rounded up to huge pages.
+    const huge = hugePageSize(vma);
+    if (!isAligned(start, huge)) return 'EINVAL';
+    vma.end = roundUp(vma.end, huge);
+    if (vma.end > TASK_SIZE_MAX) return 'ENOMEM';
+  }
   if (mm.anyVmaIn(vma.start, vma.end)) return 'EEXIST';
+  if (!reserve(vma)) return 'ENOMEM';
   mm.insertVma(vma);
   return null;
+}
+
+/** A hugetlb VMA is only ever split at huge-page boundaries (hugetlb_split()). */
+function hugetlbMisaligned(mm: MmStruct, start: number, end: number): boolean {
+  return mm.vmasIn(start, end).some((v) => isHugetlb(v) && (start % hugePageSize(v) !== 0 || (end < v.end && end % hugePageSize(v) !== 0)));
 }
 
 /** Validate [addr, addr+len) for munmap/mprotect/madvise-like calls; null if invalid. */
@@ -56,9 +79,13 @@ export function doMunmap(mm: MmStruct, addr: bigint, len: bigint): ErrnoName | n
   const range = userRange(addr, len);
   if (!range) return 'EINVAL';
   const { start, end } = range;
+  if (hugetlbMisaligned(mm, start, end)) return 'EINVAL';
   const vmas = splitVmas(mm, start, end);
   if (vmas.length === 0) return null;
-  for (const vma of vmas) zapRange(mm, vma.start, vma.end, false);
+  for (const vma of vmas) {
+    if (isHugetlb(vma)) hugetlbZap(mm, vma, vma.start, vma.end, true);
+    else zapRange(mm, vma.start, vma.end, false);
+  }
   mm.vmas = mm.vmas.filter((v) => !vmas.includes(v));
   mm.freePgtables(start, end);
   return null;
@@ -73,6 +100,7 @@ export function doMprotect(mm: MmStruct, addr: bigint, len: bigint, prot: number
   const { start, end } = range;
   const first = mm.vmaLookup(start);
   if (!first) return 'ENOMEM';
+  if (hugetlbMisaligned(mm, start, end)) return 'EINVAL';
   let pos = start;
   let err: ErrnoName | null = null;
   for (const vma of mm.vmasIn(start, end)) {

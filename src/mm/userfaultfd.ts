@@ -18,7 +18,8 @@ import {
   type Pte,
 } from './pte';
 import { splitHugePmd } from './huge_memory';
-import { isHugetlb, userfaultfdWp, vmaIsAnonymous, type Vma } from './vma';
+import { hugePageSize, isHugetlb, userfaultfdWp, vmaIsAnonymous, type Vma } from './vma';
+import { hugetlbChangeProtection } from './hugetlb';
 
 /** struct userfaultfd_ctx: the features UFFDIO_API settled on. */
 export interface UffdCtx {
@@ -49,7 +50,7 @@ export function pteMkUffdWp(pte: Pte | undefined): Pte {
  * slot gets a uffd-wp marker; guard and poison markers are never touched.
  */
 export function uffdWpRange(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, start: number, end: number, enable: boolean): void {
-  if (isHugetlb(vma)) throw new NotModelled('hugetlb write-protection is not modelled yet');
+  if (isHugetlb(vma)) return hugetlbChangeProtection(mm, vma, ctx, start, end, enable);
   const markers = enable && userfaultfdWpUseMarkers(vma, ctx);
   if (markers) mm.allocPteTables(start, end);
   // change_pmd_range(): a THP wholly inside the range is changed in place, otherwise split.
@@ -126,7 +127,11 @@ export function uffdioRegister(mm: MmStruct, ctx: UffdCtx, addr: bigint, len: bi
   for (const vma of vmas) {
     if (!vmaCanUserfault(vma, m, wpAsync)) return 'EINVAL';
     if (m & UFFD_REGISTER_MODES.WP && !(vma.prot & PROT_WRITE) && !mayWrite(vma)) return 'EPERM';
-    if (isHugetlb(vma)) throw new NotModelled('hugetlb registration is not modelled yet');
+    // A hugetlb VMA is registered in whole huge pages.
+    if (isHugetlb(vma)) {
+      const size = hugePageSize(vma);
+      if ((vma.start < range.start && range.start % size) || (range.end < vma.end && range.end % size)) return 'EINVAL';
+    }
   }
   for (const vma of mm.splitAt(range.start, range.end)) vma.uffd = m;
   mm.mergeAround(range.start, range.end);
@@ -172,7 +177,7 @@ export function uffdioWriteprotect(mm: MmStruct, ctx: UffdCtx, addr: bigint, len
   let err: ErrnoName | null = 'ENOENT';
   for (const vma of mm.vmasIn(range.start, range.end)) {
     if (!userfaultfdWp(vma)) return 'ENOENT';
-    if (isHugetlb(vma)) throw new NotModelled('hugetlb write-protection is not modelled yet');
+    if (isHugetlb(vma) && (range.start % hugePageSize(vma) || range.end % hugePageSize(vma))) return 'EINVAL';
     uffdWpRange(mm, vma, ctx, Math.max(range.start, vma.start), Math.min(range.end, vma.end), wp);
     err = null;
   }

@@ -25,6 +25,7 @@ import {
   PTE_UFFD_WP,
   PTE_ZERO,
   pteKind,
+  isHugeLeaf,
   type Pte,
 } from '../mm/pte';
 import type { ScanArgs } from './args';
@@ -77,3 +78,19 @@ export function isInterestingVma(categories: number, f: Filter): boolean {
   return ((categories ^ f.category_inverted) & required) === required;
 }
 
+
+/** pagemap_hugetlb_category() for a hugetlb slot that has a table (entry undefined: none). */
+export function hugetlbCategory(entry: number | undefined): number {
+  let categories = PAGE_IS_HUGE;
+  if (entry === undefined) return categories;
+  if (isHugeLeaf(entry)) {
+    categories |= PAGE_IS_PRESENT;
+    if (!(entry & PTE_UFFD_WP)) categories |= PAGE_IS_WRITTEN;
+    if (entry & PTE_FILE) categories |= PAGE_IS_FILE;
+    if (entry & PTE_SOFT_DIRTY) categories |= PAGE_IS_SOFT_DIRTY;
+  } else {
+    // a uffd-wp marker
+    categories |= PAGE_IS_SWAPPED;
+  }
+  return categories;
+}

@@ -16,14 +16,16 @@ import { pteMkUffdWp, uffdWpRange, userfaultfdWpAsync, userfaultfdWpUseMarkers, 
 import { isHugetlb, isPfnmap, userfaultfdWp, type Vma } from '../mm/vma';
 import type { KernelProfile } from '../profiles';
 import type { ScanArgs } from './args';
-import { isInterestingPage, isInterestingVma, pageCategory, thpCategory } from './categories';
+import { hugetlbCategory, isInterestingPage, isInterestingVma, pageCategory, thpCategory } from './categories';
+import { hugetlbChangeProtection, hugetlbLevels, hugetlbTableExists } from '../mm/hugetlb';
 import type { ScanOutput, WalkResult } from './output';
 import { NotModelled } from '../errors';
 
 
 export class PagemapScanWalk {
-  /** p->cur_vma_category */
+  /** p->cur_vma_category, and walk->vma */
   private curVmaCategory = 0;
+  private vma: Vma | undefined;
   /** PAGE_IS_FILE is computed only when a mask asks for it (p->masks_of_interest). */
   private readonly wantFile: boolean;
 
@@ -48,9 +50,10 @@ export class PagemapScanWalk {
       const test = this.testWalk(vma);
       if (test === 'EPERM') return test;
       if (test === 'skip') continue;
+      this.vma = vma;
       const lo = Math.max(start, vma.start);
       const hi = Math.min(end, vma.end);
-      const err = isHugetlb(vma) ? this.walkHugetlbRange(vma) : this.walkPgdRange(vma, lo, hi);
+      const err = isHugetlb(vma) ? this.walkHugetlbRange(vma, lo, hi) : this.walkPgdRange(vma, lo, hi);
       if (err) return err;
     }
     return 0;
@@ -95,8 +98,54 @@ export class PagemapScanWalk {
     return 0;
   }
 
-  private walkHugetlbRange(vma: Vma): WalkResult {
-    throw new NotModelled(`scanning hugetlb VMA ${vma.kind} is not modelled yet`);
+  /**
+   * walk_hugetlb_range(): one huge page at a time, each either an entry (a table exists) or a
+   * hole. Without WP_MATCHING a run of equal slots is one unit (see the header comment); with it
+   * each page is its own unit, since write-protection and back-out act per page.
+   */
+  private walkHugetlbRange(vma: Vma, start: number, end: number): WalkResult {
+    const { entries, size } = hugetlbLevels(this.mm, vma);
+    for (let addr = start; addr < end; ) {
+      let next = Math.min(end, Math.floor(addr / size) * size + size);
+      const table = hugetlbTableExists(this.mm, vma, addr);
+      const entry = table ? entries.get(addr) : undefined;
+      if (!this.wpMatching) next = Math.min(end, this.hugetlbRunEnd(vma, addr, table));
+      const err = table ? this.hugetlbEntry(addr, next, entry, size) : this.pteHole(vma, addr, next);
+      if (err) return err;
+      addr = next;
+    }
+    return 0;
+  }
+
+  /** Where the run of hugetlb slots equal to the one at addr (entry and table presence) ends. */
+  private hugetlbRunEnd(vma: Vma, addr: number, table: boolean): number {
+    const { entries, tables } = hugetlbLevels(this.mm, vma);
+    const tableRun = tables.map.runAt(tables.index(addr));
+    const p4d = this.mm.p4d.map.runAt(this.mm.p4d.index(addr));
+    let end = Math.min(tableRun.end * tables.size, tables === this.mm.p4d ? Infinity : p4d.end * this.mm.p4d.size);
+    if (table) end = Math.min(end, entries.map.runAt(entries.index(addr)).end * entries.size);
+    return end;
+  }
+
+  /** pagemap_scan_hugetlb_entry() */
+  private hugetlbEntry(start: number, end: number, entry: number | undefined, size: number): WalkResult {
+    const categories = this.curVmaCategory | hugetlbCategory(entry);
+    if (!isInterestingPage(categories, this.args)) return 0;
+    const o = this.out.output(categories, start, end);
+    if (!this.wpMatching) return o.ret;
+    if (o.end === start) return o.ret;
+    if (!(categories & PAGE_IS_WRITTEN)) return o.ret;
+    // Partial hugetlb WP isn't possible: back out, and go on with the next page.
+    const whole = this.profile.hugetlbWpWholePage ? size : PMD_SIZE;
+    if (o.end !== start + whole) {
+      this.out.backoutRange(start, o.end);
+      this.out.walkEnd = start;
+      return 0;
+    }
+    // make_uffd_wp_huge_pte()
+    const { entries } = hugetlbLevels(this.mm, this.vma!);
+    if (isHugeLeaf(entry)) entries.set(start, o.end, entry! | PTE_UFFD_WP);
+    return o.ret;
   }
 
   /** pagemap_scan_pte_hole(): a range without page table inside a VMA. */
@@ -108,8 +157,19 @@ export class PagemapScanWalk {
     const o = this.out.output(categories, addr, end);
     if (o.end === addr) return o.ret;
     if (!this.wpMatching) return o.ret;
-    uffdWpRange(this.mm, vma, this.ctx, addr, o.end, true);
+    if (isHugetlb(vma)) this.hugetlbHoleWriteProtect(vma, addr, o.end);
+    else uffdWpRange(this.mm, vma, this.ctx, addr, o.end, true);
     return o.ret;
+  }
+
+  /** The hole path's write-protect of a hugetlb slot: allocate its table, install a marker. */
+  private hugetlbHoleWriteProtect(vma: Vma, start: number, end: number): void {
+    if (!this.profile.hugetlbHoleWp) {
+      throw new NotModelled('this kernel (before the B4 back-port) hangs the calling thread here: WP_MATCHING over a hugetlb hole');
+    }
+    const { size } = hugetlbLevels(this.mm, vma);
+    const slot = Math.floor(start / size) * size;
+    hugetlbChangeProtection(this.mm, vma, this.ctx, slot, Math.max(slot + size, Math.ceil(end / size) * size), true);
   }
 
   /** pagemap_scan_thp_entry(): a PMD leaf; 'ENOENT' hands the range to the PTE loop. */

@@ -1,0 +1,89 @@
+// hugetlb mappings (mm/hugetlb.c): 2 MiB pages are entries of a PMD table, 1 GiB pages entries
+// of a PUD table. A slot is a hole when that table does not exist, else an entry that may be none.
+
+import { PUD_SIZE } from '../uapi';
+import { NotModelled } from '../errors';
+import { roundDown, type Level, type MmStruct } from './mm';
+import { HUGE_LEAF, HUGE_MARKER_UFFD_WP, PTE_FILE, PTE_UFFD_WP, TABLE, isHugeLeaf } from './pte';
+import { userfaultfdWpAsync, userfaultfdWpUseMarkers, type UffdCtx } from './userfaultfd';
+import { hugePageSize, userfaultfdWp, type Vma } from './vma';
+import { UFFD_REGISTER_MODES } from '../uapi';
+
+/** The level holding a hugetlb VMA's entries, and the level whose TABLE makes them exist. */
+export function hugetlbLevels(mm: MmStruct, vma: Vma): { entries: Level; tables: Level; size: number } {
+  const size = hugePageSize(vma);
+  return size === PUD_SIZE ? { entries: mm.pud, tables: mm.p4d, size } : { entries: mm.pmd, tables: mm.pud, size };
+}
+
+/** hugetlb_walk() finds a table for the slot of addr. */
+export function hugetlbTableExists(mm: MmStruct, vma: Vma, addr: number): boolean {
+  const { tables } = hugetlbLevels(mm, vma);
+  return tables.get(addr) === TABLE && (tables === mm.p4d || mm.p4d.get(addr) === TABLE);
+}
+
+/** huge_pte_alloc(): the tables above the slots of [start, end). */
+function hugetlbAllocTables(mm: MmStruct, vma: Vma, start: number, end: number): void {
+  if (hugePageSize(vma) === PUD_SIZE) mm.p4d.set(start, end, TABLE);
+  else mm.allocPmdTables(start, end);
+}
+
+/** The entry of a present hugetlb page: anonymous for private mappings, page cache for shared. */
+const presentEntry = (vma: Vma): number => HUGE_LEAF | (vma.kind === 'hugetlb-shared' ? PTE_FILE : 0);
+
+/**
+ * hugetlb_fault() on the page of addr: none (or a hole) allocates a page, even for a read; a
+ * uffd-wp marker gives the page with the bit; a write resolves the bit in async mode.
+ */
+export function hugetlbFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, addr: number, write: boolean): void {
+  const { entries, size } = hugetlbLevels(mm, vma);
+  const slot = roundDown(addr, size);
+  let entry = hugetlbTableExists(mm, vma, slot) ? entries.get(slot) : undefined;
+  if (entry === undefined || entry === HUGE_MARKER_UFFD_WP) {
+    if (vma.uffd & UFFD_REGISTER_MODES.MISSING) {
+      throw new NotModelled('the fault would block: it is delivered to the userfaultfd reader (MISSING mode)');
+    }
+    entry = presentEntry(vma) | (entry === HUGE_MARKER_UFFD_WP && userfaultfdWp(vma) ? PTE_UFFD_WP : 0);
+  }
+  if (write && entry & PTE_UFFD_WP && userfaultfdWp(vma)) {
+    if (!userfaultfdWpAsync(vma, ctx)) {
+      throw new NotModelled('the write would block: it is delivered to the userfaultfd reader (synchronous WP)');
+    }
+    entry &= ~PTE_UFFD_WP;
+  }
+  hugetlbAllocTables(mm, vma, slot, slot + size);
+  entries.set(slot, slot + size, entry);
+}
+
+/**
+ * hugetlb_change_protection() with the uffd-wp flags over [start, end) (huge-page aligned):
+ * protecting gives present pages the bit and none slots (allocating missing tables) a marker;
+ * un-protecting clears the bits and drops the markers.
+ */
+export function hugetlbChangeProtection(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, start: number, end: number, enable: boolean): void {
+  const { entries } = hugetlbLevels(mm, vma);
+  if (enable && userfaultfdWpUseMarkers(vma, ctx)) {
+    hugetlbAllocTables(mm, vma, start, end);
+    for (const seg of [...entries.map.segments(entries.index(start), entries.index(end))]) {
+      if (seg.value === undefined) entries.map.set(seg.start, seg.end, HUGE_MARKER_UFFD_WP);
+    }
+  }
+  entries.map.update(entries.index(start), entries.index(end), (e) => {
+    if (e === HUGE_MARKER_UFFD_WP) return enable ? e : undefined;
+    if (!isHugeLeaf(e)) return e;
+    return enable ? e | PTE_UFFD_WP : e & ~PTE_UFFD_WP;
+  });
+}
+
+/**
+ * __unmap_hugepage_range() over [start, end): entries become none, except that a write-protected
+ * one leaves a uffd-wp marker unless the markers are dropped too (munmap).
+ */
+export function hugetlbZap(mm: MmStruct, vma: Vma, start: number, end: number, dropMarkers: boolean): void {
+  const { entries } = hugetlbLevels(mm, vma);
+  entries.map.update(entries.index(start), entries.index(end), (e) => {
+    const protectedEntry = e === HUGE_MARKER_UFFD_WP || (isHugeLeaf(e) && (e & PTE_UFFD_WP) !== 0);
+    return protectedEntry && !dropMarkers ? HUGE_MARKER_UFFD_WP : undefined;
+  });
+}
+
+
