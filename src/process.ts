@@ -23,7 +23,17 @@ import type { Advice, MemoryKind, SystemConfig } from './scenario/program';
 import { doPagemapScan, type ScanResult } from './scan/scan';
 import { PAGE_SIZE, PMD_SIZE, type ErrnoName, type PmScanArg } from './uapi';
 
-const MODELLED_KINDS: readonly MemoryKind[] = ['anon', 'hugetlb', 'hugetlb-shared', 'hugetlb-1g'];
+const MODELLED_KINDS: readonly MemoryKind[] = [
+  'anon',
+  'shared-anon',
+  'file-private',
+  'file-shared',
+  'memfd-private',
+  'memfd-shared',
+  'hugetlb',
+  'hugetlb-shared',
+  'hugetlb-1g',
+];
 
 export class Process {
   readonly mm = new MmStruct();

@@ -102,6 +102,7 @@ export const PROT_EXEC = 4;
 /** Errno values on x86-64, by name. SIGSEGV/SIGBUS stand for a faulting touch. */
 export const ERRNO = {
   EPERM: 1,
+  EACCES: 13,
   ENOENT: 2,
   EINTR: 4,
   EBADF: 9,

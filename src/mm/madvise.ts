@@ -5,12 +5,26 @@ import { PMD_SIZE, PROT_READ, PROT_WRITE, type ErrnoName } from '../uapi';
 import type { Advice } from '../scenario/program';
 import { NotModelled } from '../errors';
 import type { MmStruct } from './mm';
-import { PTE_FILE, PTE_MARKER_GUARD, PTE_SOFT_DIRTY, PTE_SWAP, PTE_UFFD_WP, PTE_ZERO, isGuardMarker, ptePresent, pteKind, type Pte } from './pte';
+import {
+  PTE_FILE,
+  PTE_MARKER_GUARD,
+  PTE_SOFT_DIRTY,
+  PTE_SWAP,
+  PTE_UFFD_WP,
+  PTE_ZERO,
+  isGuardMarker,
+  isUffdWpMarker,
+  pteIsWriteProtected,
+  ptePresent,
+  pteKind,
+  type Pte,
+} from './pte';
 import { zapRange } from './memory';
 import { largeFolioBlocks, madviseCollapse, splitFolio } from './huge_memory';
+import { filePageout, fileRemove, fileWillneed, isSharedMapping } from './filemap';
 import { splitVmas, userRange } from './mmap';
 import { fillNone } from './userfaultfd';
-import { hugePageSize, isHugetlb, isPfnmap, vmaIsAnonymous, VM_DONTCOPY, VM_RAND_READ, VM_SEQ_READ, type Vma } from './vma';
+import { hugePageSize, isHugetlb, isPfnmap, userfaultfdWp, vmaIsAnonymous, VM_DONTCOPY, VM_RAND_READ, VM_SEQ_READ, type Vma } from './vma';
 import { hugetlbZap } from './hugetlb';
 
 
@@ -36,11 +50,11 @@ const FLAG_ADVICE: Partial<Record<Advice, (vma: Vma) => void>> = {
 
 /** Advice that acts on the entries of each VMA range. */
 const RANGE_ADVICE: Partial<Record<Advice, (mm: MmStruct, r: VmaRange) => ErrnoName | null>> = {
-  willneed: () => null,
+  willneed: (_mm, r) => (fileWillneed(r.vma, r.start, r.end), null),
   cold: notHugetlb(() => null),
   dontneed: madviseDontneed,
   free: madviseFree,
-  remove: () => 'EINVAL',
+  remove: madviseRemove,
   pageout: notHugetlb(madvisePageout),
   collapse: (mm, r) => madviseCollapse(mm, r.vma, r.start, r.end),
   'guard-install': madviseGuardInstall,
@@ -77,8 +91,17 @@ function notHugetlb(apply: (mm: MmStruct, r: VmaRange) => ErrnoName | null) {
   return (mm: MmStruct, r: VmaRange): ErrnoName | null => (isHugetlb(r.vma) ? 'EINVAL' : apply(mm, r));
 }
 
-function requireAnon(r: VmaRange, advice: string): void {
-  if (!vmaIsAnonymous(r.vma)) throw new NotModelled(`madvise ${advice} on ${r.vma.kind} memory is not modelled yet`);
+function anyWriteProtected(mm: MmStruct, r: VmaRange): boolean {
+  return [...mm.pte.map.runs(mm.pte.index(r.start), mm.pte.index(r.end))].some((run) => pteIsWriteProtected(run.value));
+}
+
+/** MADV_REMOVE: punch a hole in a shared file mapping's file; its mappings are zapped. */
+function madviseRemove(mm: MmStruct, r: VmaRange): ErrnoName | null {
+  if (!r.vma.mapping) return 'EINVAL';
+  if (!isSharedMapping(r.vma)) return 'EACCES';
+  fileRemove(r.vma, r.start, r.end);
+  zapRange(mm, r.vma, r.start, r.end);
+  return null;
 }
 
 /** MADV_DONTNEED: zap, and free PTE tables left empty (CONFIG_PT_RECLAIM). */
@@ -91,8 +114,7 @@ function madviseDontneed(mm: MmStruct, r: VmaRange): ErrnoName | null {
     hugetlbZap(mm, r.vma, r.start, Math.floor(r.end / size) * size, false);
     return null;
   }
-  requireAnon(r, 'dontneed');
-  zapRange(mm, r.start, r.end, true);
+  zapRange(mm, r.vma, r.start, r.end, { reclaimPt: true });
   return null;
 }
 
@@ -117,7 +139,7 @@ function madviseFree(mm: MmStruct, r: VmaRange): ErrnoName | null {
  * covered THP is reclaimed, and so swapped out, whole. Without swap they stay mapped.
  */
 function madvisePageout(mm: MmStruct, r: VmaRange): ErrnoName | null {
-  requireAnon(r, 'pageout');
+  if (r.vma.mapping) filePageout(mm, r.vma, r.start, r.end, r.swap);
   let start = r.start;
   let end = r.end;
   for (const block of largeFolioBlocks(mm, r.start, r.end)) {
@@ -145,8 +167,12 @@ function swapOut(pte: Pte): Pte {
 /** MADV_GUARD_INSTALL: zap what is mapped, then a guard marker in every slot. */
 function madviseGuardInstall(mm: MmStruct, r: VmaRange): ErrnoName | null {
   if (isPfnmap(r.vma) || isHugetlb(r.vma)) return 'EINVAL';
-  requireAnon(r, 'guard-install');
-  zapRange(mm, r.start, r.end, false);
+  // In a file VMA the zap keeps uffd-wp markers, so installation never finds the range empty.
+  const markers = [...mm.pte.map.runs(mm.pte.index(r.start), mm.pte.index(r.end))].some((run) => isUffdWpMarker(run.value));
+  if (r.vma.mapping && (markers || (userfaultfdWp(r.vma) && anyWriteProtected(mm, r)))) {
+    throw new NotModelled('MADV_GUARD_INSTALL here never returns: the kernel retries forever over uffd-wp markers');
+  }
+  zapRange(mm, r.vma, r.start, r.end);
   mm.allocPteTables(r.start, r.end);
   fillNone(mm, r.start, r.end, PTE_MARKER_GUARD);
   return null;

@@ -7,6 +7,8 @@ import {
   HUGE_LEAF,
   isGuardMarker,
   isHugeLeaf,
+  pteIsWriteProtected,
+  PTE_MARKER_UFFD_WP,
   isTable,
   isUffdWpMarker,
   ptePresent,
@@ -20,6 +22,7 @@ import {
 } from './pte';
 import { doHugePmdAnonymousPage, splitHugePmd, thpFaultAllowed } from './huge_memory';
 import type { SystemConfig } from '../scenario/program';
+import { doFileFault } from './filemap';
 import { userfaultfdWpAsync, type UffdCtx } from './userfaultfd';
 import { userfaultfdWp, vmaIsAnonymous, type Vma } from './vma';
 import { UFFD_REGISTER_MODES } from '../uapi';
@@ -49,6 +52,13 @@ export function handleMmFault(
   write: boolean,
 ): { outcome: FaultOutcome; next: number } {
   if (accessError(vma, write)) return { outcome: 'SIGSEGV', next: end };
+  if (vma.mapping) {
+    // File and shmem faults: page by page, since fault-around maps neighbours too.
+    if (!write && ptePresent(mm.pte.get(start) ?? 0) && isTable(mm.pmd.get(start))) return { outcome: 'ok', next: end };
+    if (mm.pte.get(start) !== undefined && isGuardMarker(mm.pte.get(start)!)) return { outcome: 'SIGSEGV', next: start + 4096 };
+    doFileFault(mm, vma, start, write, () => resolveWriteProtect(vma, ctx));
+    return { outcome: 'ok', next: start + 4096 };
+  }
   if (!vmaIsAnonymous(vma)) throw new NotModelled(`faults in ${vma.kind} memory are not modelled yet`);
   const blockEnd = Math.min(end, roundDown(start, PMD_SIZE) + PMD_SIZE);
   if (thpFaultAllowed(mm, vma, start, system)) {
@@ -137,18 +147,34 @@ function resolveWriteProtect(vma: Vma, ctx: UffdCtx | null): void {
   }
 }
 
+export interface ZapDetails {
+  /** MADV_DONTNEED: free PTE tables left empty (CONFIG_PT_RECLAIM). */
+  reclaimPt?: boolean;
+  /** ZAP_FLAG_DROP_MARKER (munmap): markers go too. */
+  dropMarkers?: boolean;
+}
+
 /**
- * zap_page_range_single() on [start, end) of one anonymous VMA: every entry but guard markers
- * becomes none; THPs wholly inside are cleared, partial ones split first. With reclaimPt
- * (MADV_DONTNEED), a PTE table whose whole 2 MiB block lies in the range and that holds only
- * none entries afterwards is freed (try_to_free_pte(), CONFIG_PT_RECLAIM).
+ * zap_page_range_single() on [start, end) of one VMA. Anonymous memory loses every entry but
+ * guard markers. In a file VMA, uffd-wp markers stay and a write-protected page leaves one if the
+ * VMA is uffd-wp (zap_install_uffd_wp_if_needed()), unless the markers are dropped. A THP wholly
+ * inside is cleared, a partial one split first. With reclaimPt, a PTE table whose whole 2 MiB
+ * block lies in the range and that holds only none entries afterwards is freed.
  */
-export function zapRange(mm: MmStruct, start: number, end: number, reclaimPt: boolean): void {
+export function zapRange(mm: MmStruct, vma: Vma, start: number, end: number, details: ZapDetails = {}): void {
+  const { reclaimPt = false, dropMarkers = false } = details;
   for (const block of [...mm.hugeLeavesIn(start, end)]) {
     if (block >= start && block + PMD_SIZE <= end) mm.pmd.set(block, block + PMD_SIZE, undefined);
     else splitHugePmd(mm, block);
   }
-  mm.pte.map.update(mm.pte.index(start), mm.pte.index(end), (pte) => (isGuardMarker(pte) ? pte : undefined));
+  const anon = vmaIsAnonymous(vma);
+  const leaveMarker = !anon && !dropMarkers && userfaultfdWp(vma);
+  mm.pte.map.update(mm.pte.index(start), mm.pte.index(end), (pte) => {
+    if (isGuardMarker(pte)) return dropMarkers ? undefined : pte;
+    if (isUffdWpMarker(pte)) return anon || dropMarkers ? undefined : pte;
+    if (leaveMarker && pteIsWriteProtected(pte)) return PTE_MARKER_UFFD_WP;
+    return undefined;
+  });
   mm.data.set(mm.pte.index(start), mm.pte.index(end), undefined);
   if (!reclaimPt) return;
   const lo = roundDown(start + PMD_SIZE - 1, PMD_SIZE);

@@ -5,10 +5,13 @@ import { PAGE_SIZE, PMD_SIZE, TASK_SIZE_MAX, type ErrnoName } from '../uapi';
 import type { MemoryKind } from '../scenario/program';
 import { isAligned, roundUp, type MmStruct } from './mm';
 import { hugetlbZap } from './hugetlb';
+import { AddressSpace } from './filemap';
 import { isHugeLeaf } from './pte';
 import { splitHugePmd } from './huge_memory';
 import { zapRange } from './memory';
 import { hugePageSize, isHugetlb, type Vma } from './vma';
+
+const FILE_KINDS: readonly MemoryKind[] = ['shared-anon', 'file-private', 'file-shared', 'memfd-private', 'memfd-shared'];
 
 /** A length as the kernel takes it: rounded up to pages; null when it cannot be. */
 function pageAlignLen(len: bigint): number | null {
@@ -44,6 +47,11 @@ export function doMmap(
   }
   if (mm.anyVmaIn(vma.start, vma.end)) return 'EEXIST';
   if (!reserve(vma)) return 'ENOMEM';
+  if (FILE_KINDS.includes(kind)) {
+    // Each mapping gets a file of its own size: a new disk file, memfd, or shmem object.
+    vma.mapping = new AddressSpace(!kind.startsWith('file-'), size / PAGE_SIZE);
+    vma.fileBase = start;
+  }
   mm.insertVma(vma);
   return null;
 }
@@ -84,7 +92,7 @@ export function doMunmap(mm: MmStruct, addr: bigint, len: bigint): ErrnoName | n
   if (vmas.length === 0) return null;
   for (const vma of vmas) {
     if (isHugetlb(vma)) hugetlbZap(mm, vma, vma.start, vma.end, true);
-    else zapRange(mm, vma.start, vma.end, false);
+    else zapRange(mm, vma, vma.start, vma.end, { dropMarkers: true });
   }
   mm.vmas = mm.vmas.filter((v) => !vmas.includes(v));
   mm.freePgtables(start, end);

@@ -3,6 +3,7 @@
 
 import type { MemoryKind } from '../scenario/program';
 import { UFFD_REGISTER_MODES } from '../uapi';
+import type { AddressSpace } from './filemap';
 
 export type ThpAdvice = 'none' | 'hugepage' | 'nohugepage';
 
@@ -20,6 +21,10 @@ export interface Vma {
   uffd: number;
   /** VM_SOFTDIRTY (only in kernel profiles with CONFIG_MEM_SOFT_DIRTY). */
   softDirty: boolean;
+  /** vm_file->f_mapping, for file, memfd and shared-anon (shmem) VMAs. */
+  mapping?: AddressSpace;
+  /** The address at which offset 0 of the file would be mapped: pgoff = (addr - fileBase) / 4096. */
+  fileBase?: number;
 }
 
 export const isHugetlb = (vma: Vma): boolean => vma.kind.startsWith('hugetlb');
@@ -36,9 +41,10 @@ export function sameVmaFlags(a: Vma, b: Vma): boolean {
   return a.kind === b.kind && a.prot === b.prot && a.thp === b.thp && a.advice === b.advice && a.uffd === b.uffd;
 }
 
-/** Only private anonymous VMAs merge here: every other kind maps its own file or object. */
+/** Neighbours merge when nothing tells them apart: anonymous, or the same file at the same offsets. */
 export function canMerge(prev: Vma, next: Vma): boolean {
-  return prev.end === next.start && prev.kind === 'anon' && sameVmaFlags(prev, next);
+  if (prev.end !== next.start || !sameVmaFlags(prev, next) || isHugetlb(prev)) return false;
+  return prev.kind === 'anon' || (prev.mapping !== undefined && prev.mapping === next.mapping && prev.fileBase === next.fileBase);
 }
 
 export const VM_SEQ_READ = 1 << 0;
