@@ -405,7 +405,7 @@ describe('bad input → one located message', () => {
     ['flag', withStep('pagemap_scan: { flags: [WP] }'), 'x.yaml:3:29: pagemap_scan.flags[0]: unknown flag "WP"; valid: WP_MATCHING, CHECK_WPASYNC, or an integer'],
     ['feature', withStep('uffd_open: { features: [UFFD_FEATURE_WP_ASYNC] }'), 'x.yaml:3:29: uffd_open.features[0]: unknown feature "UFFD_FEATURE_WP_ASYNC" (write it without the UFFD_FEATURE_ prefix); valid: PAGEFAULT_FLAG_WP, EVENT_FORK, EVENT_REMAP, EVENT_REMOVE, MISSING_HUGETLBFS, MISSING_SHMEM, EVENT_UNMAP, SIGBUS, THREAD_ID, MINOR_HUGETLBFS, MINOR_SHMEM, EXACT_ADDRESS, WP_HUGETLBFS_SHMEM, WP_UNPOPULATED, POISON, WP_ASYNC, MOVE, or an integer'],
     ['mode', withStep('uffd_register: { addr: heap, size: 4K, mode: [WRITEPROTECT] }'), 'x.yaml:3:51: uffd_register.mode[0]: unknown mode "WRITEPROTECT"; valid: MISSING, WP, MINOR, or an integer'],
-    ['errno', withStep('uffd_close:\n    expect: { errno: EWHAT }'), 'x.yaml:4:22: uffd_close.expect.errno: unknown errno "EWHAT"; valid: EPERM, ENOENT, EINTR, EBADF, EAGAIN, ENOMEM, EFAULT, EBUSY, EEXIST, EINVAL, ENOSPC, ENOTTY, EOVERFLOW, SIGSEGV, SIGBUS'],
+    ['errno', withStep('uffd_close:\n    expect: { errno: EWHAT }'), 'x.yaml:4:22: uffd_close.expect.errno: unknown errno "EWHAT"; valid: EPERM, EACCES, ENOENT, EINTR, EBADF, EAGAIN, ENOMEM, EFAULT, EBUSY, EEXIST, EINVAL, ENOSPC, ENOTTY, EOVERFLOW, SIGSEGV, SIGBUS'],
     ['prot', withStep('mprotect: { addr: heap, size: 4K, prot: rwrw }'), 'x.yaml:3:45: mprotect.prot: expected prot "none" or letters of "rwx" (like r, rw, rx), got "rwrw"'],
     ['empty prot', withStep('mprotect: { addr: heap, size: 4K, prot: "" }'), 'x.yaml:3:45: mprotect.prot: expected prot "none" or letters of "rwx" (like r, rw, rx), got ""'],
     // Numbers and sizes
