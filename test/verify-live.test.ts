@@ -1,5 +1,6 @@
 // Every bundled scenario, replayed on this machine's kernel, agrees with the emulator step by
-// step. Scenarios that need swap or hugetlb pages get them for the run (root; put back after).
+// step. Scenarios that need swap, hugetlb pages or another THP mode get them for the run (root;
+// put back after).
 // When the kernel cannot run them (no PAGEMAP_SCAN, no userfaultfd, no compiler, not root), one
 // loud line says what was skipped and why.
 
@@ -7,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EnvironmentError } from '../src/errors';
 import { loadScenarioFile, type Program } from '../src/scenario';
-import { hugetlbPagesNeeded, withHugetlbPages, withSwapFile } from '../src/kernel';
+import { hugetlbPagesNeeded, withHugetlbPages, withSwapFile, withThpMode } from '../src/kernel';
 import { summarize, verifyProgram, type Verification } from '../src/verify';
 
 const dir = path.join(__dirname, '..', 'scenarios');
@@ -18,24 +19,26 @@ const results = new Map<string, Verification>();
 
 beforeAll(async () => {
   const programs = files.map((f) => loadScenarioFile(path.join(dir, f)));
-  // A scenario that sizes the hugetlb pool itself gets exactly that pool; the others share one
-  // big enough for all of them. Swap exists or not as each scenario says.
-  const explicit = programs.filter((p) => p.system.hugetlbPages);
-  const shared = programs.filter((p) => !p.system.hugetlbPages);
-  const needed = shared.map(hugetlbPagesNeeded);
-  const pool = { '2M': Math.max(0, ...needed.map((n) => n['2M'])), '1G': Math.max(0, ...needed.map((n) => n['1G'])) };
-  const verifyAll = async (list: Program[]) => {
-    for (const p of list) results.set(path.basename(p.file), await verifyProgram(p));
-  };
-  const withPool = (pages: { '2M': number; '1G': number }, fn: () => Promise<void>) =>
-    pages['2M'] || pages['1G'] ? withHugetlbPages(pages, fn) : fn();
-  const withSwap = (swap: boolean, fn: () => Promise<void>) => (swap ? withSwapFile(64 * 1024 * 1024, fn) : fn());
+  // The machine is set up as each scenario's `system` says: swap or not, the THP mode, and the
+  // hugetlb pool (exactly the size a scenario gives, else one big enough for all of them).
+  const needed = programs.filter((p) => !p.system.hugetlbPages).map(hugetlbPagesNeeded);
+  const sharedPool = { '2M': Math.max(0, ...needed.map((n) => n['2M'])), '1G': Math.max(0, ...needed.map((n) => n['1G'])) };
+  const groups = new Map<string, Program[]>();
+  for (const p of programs) {
+    const key = JSON.stringify([p.system.swap, p.system.thp, p.system.hugetlbPages ? p.file : '']);
+    groups.set(key, [...(groups.get(key) ?? []), p]);
+  }
   try {
-    for (const swap of [false, true]) {
-      await withSwap(swap, () => withPool(pool, () => verifyAll(shared.filter((p) => p.system.swap === swap))));
-      for (const p of explicit.filter((q) => q.system.swap === swap)) {
-        await withSwap(swap, () => withPool(hugetlbPagesNeeded(p), () => verifyAll([p])));
-      }
+    for (const list of groups.values()) {
+      const { swap, thp, hugetlbPages } = list[0].system;
+      const pool = hugetlbPages ? hugetlbPagesNeeded(list[0]) : sharedPool;
+      let run = async () => {
+        for (const p of list) results.set(path.basename(p.file), await verifyProgram(p));
+      };
+      const verifyGroup = run;
+      const withPool = () => (pool['2M'] || pool['1G'] ? withHugetlbPages(pool, verifyGroup) : verifyGroup());
+      run = swap ? () => withSwapFile(64 * 1024 * 1024, withPool) : withPool;
+      await withThpMode(thp, run);
     }
   } catch (e) {
     if (!(e instanceof EnvironmentError)) throw e;

@@ -78,6 +78,7 @@ export function buildProgram(io: Io, exit: { code: number }): Command {
     .option('--json', 'print both sides of every step as JSON')
     .option('--setup-hugetlb <n>', 'raise the 2 MiB hugetlb pool by N pages for the run (root; restored afterwards)')
     .option('--setup-swap <size>', 'add a swap file of SIZE (e.g. 256M) for the run (root; removed afterwards)')
+    .option('--setup-thp', "set the THP mode to the scenarios' system.thp for the run (root; restored afterwards)")
     .action(async (paths: string[], opts) => {
       exit.code = await verifyCommand(paths, opts, io, opts.json ? makeChalk(0) : chalkFor());
     });
@@ -96,6 +97,7 @@ export function buildProgram(io: Io, exit: { code: number }): Command {
     .argument('<file...>', 'scenario files to update in place')
     .option('--setup-hugetlb <n>', 'raise the 2 MiB hugetlb pool by N pages for the run (root; restored afterwards)')
     .option('--setup-swap <size>', 'add a swap file of SIZE (e.g. 256M) for the run (root; removed afterwards)')
+    .option('--setup-thp', "set the THP mode to the scenarios' system.thp for the run (root; restored afterwards)")
     .action(async (files: string[], opts) => {
       exit.code = await recordCommand(files, opts, io);
     });

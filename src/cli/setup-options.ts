@@ -2,13 +2,15 @@
 // and always put back afterwards (src/kernel/setup.ts).
 
 import { InputError } from '../errors';
-import { hugetlbPagesNeeded, withHugetlbPages, withSwapFile } from '../kernel';
+import { hugetlbPagesNeeded, withHugetlbPages, withSwapFile, withThpMode } from '../kernel';
 import type { Program } from '../scenario/program';
 import { parseSize } from '../scenario/values';
 
 export interface SetupOptions {
   setupHugetlb?: string;
   setupSwap?: string;
+  /** Set the THP mode the scenarios' `system.thp` asks for. */
+  setupThp?: boolean;
 }
 
 /** --setup-hugetlb N and --setup-swap SIZE, restored afterwards whatever happens. */
@@ -28,6 +30,12 @@ export async function withSetup<T>(opts: SetupOptions, programs: Program[], fn: 
     const gb = Math.max(0, ...needed.map((x) => x['1G']));
     const inner = run;
     run = () => withHugetlbPages({ '2M': n, '1G': gb }, inner);
+  }
+  if (opts.setupThp) {
+    const modes = [...new Set(programs.map((p) => p.system.thp))];
+    if (modes.length > 1) throw new InputError({ file: '--setup-thp' }, undefined, `the scenarios ask for different THP modes (${modes.join(', ')}): run them separately`);
+    const inner = run;
+    run = () => withThpMode(modes[0], inner);
   }
   return run();
 }

@@ -168,3 +168,38 @@ export async function withSwapFile<T>(size: number | bigint, fn: () => T | Promi
     return fn();
   });
 }
+
+export const THP_ENABLED = '/sys/kernel/mm/transparent_hugepage/enabled';
+export type ThpMode = 'always' | 'madvise' | 'never';
+
+/** The system's THP mode, e.g. "madvise" from "always [madvise] never". */
+export function currentThpMode(): ThpMode | undefined {
+  try {
+    return fs.readFileSync(THP_ENABLED, 'utf8').match(/\[(\w+)\]/)?.[1] as ThpMode | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Run `fn` with the THP mode set to `mode` (root), put back afterwards whatever happens. */
+export async function withThpMode<T>(mode: ThpMode, fn: () => T | Promise<T>): Promise<T> {
+  const before = currentThpMode();
+  if (before === mode) return fn();
+  requireRoot('--setup-thp');
+  if (before === undefined) throw new EnvironmentError(`cannot read ${THP_ENABLED}: no transparent huge pages`);
+  const restore = (): void => {
+    try {
+      fs.writeFileSync(THP_ENABLED, before);
+    } catch {
+      // Best effort: nothing better to do on the way out.
+    }
+  };
+  return withRestore(restore, () => {
+    try {
+      fs.writeFileSync(THP_ENABLED, mode);
+    } catch (e) {
+      throw new EnvironmentError(`cannot set ${THP_ENABLED} to ${mode}: ${(e as Error).message}`);
+    }
+    return fn();
+  });
+}
