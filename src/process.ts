@@ -5,6 +5,7 @@ import { NotModelled } from './errors';
 import { doMadvise, gupAccessError } from './mm/madvise';
 import { accessError, handleMmFault, type FaultOutcome } from './mm/memory';
 import { hugetlbFault } from './mm/hugetlb';
+import { clearSoftDirty, markSoftDirty } from './mm/clear_refs';
 import { hugePageSize, isHugetlb, type Vma } from './mm/vma';
 import { vmaThpEnabled } from './mm/huge_memory';
 import { MmStruct, roundDown, roundUp } from './mm/mm';
@@ -33,16 +34,18 @@ const MODELLED_KINDS: readonly MemoryKind[] = [
   'hugetlb',
   'hugetlb-shared',
   'hugetlb-1g',
+  'pfnmap',
 ];
 
 export class Process {
-  readonly mm = new MmStruct();
+  readonly mm: MmStruct;
   uffd: UffdCtx | null = null;
 
   constructor(
     readonly profile: KernelProfile,
     readonly system: SystemConfig,
   ) {
+    this.mm = new MmStruct(profile);
   }
 
   mmap(addr: bigint, size: bigint, kind: MemoryKind, prot: number): ErrnoName | null {
@@ -119,6 +122,12 @@ export class Process {
       const following = this.mm.vmas[this.mm.findVmaIndex(page)];
       return { outcome: 'SIGSEGV', next: Math.min(end, following ? following.start : end) };
     }
+    const r = this.handleFault(vma, page, end, write);
+    if (write && r.outcome === 'ok') markSoftDirty(this.mm, vma, page, r.next);
+    return r;
+  }
+
+  private handleFault(vma: Vma, page: number, end: number, write: boolean): { outcome: FaultOutcome; next: number } {
     if (isHugetlb(vma)) {
       if (accessError(vma, write)) return { outcome: 'SIGSEGV', next: Math.min(end, vma.end) };
       hugetlbFault(this.mm, vma, this.uffd, page, write);
@@ -182,10 +191,10 @@ export class Process {
     return this.uffd ? uffdioWriteprotect(this.mm, this.uffd, addr, size, wp) : 'EBADF';
   }
 
-  /** /proc/PID/clear_refs: 1-5 are accepted; without soft-dirty none changes what a scan sees. */
+  /** /proc/PID/clear_refs: 1-5 are accepted; only 4, with soft-dirty, changes what a scan sees. */
   clearRefs(value: bigint): ErrnoName | null {
     if (value < 1n || value > 5n) return 'EINVAL';
-    if (this.profile.softDirty && value === 4n) throw new NotModelled('clear_refs 4 with soft-dirty is not modelled yet');
+    if (value === 4n && this.profile.softDirty) clearSoftDirty(this.mm);
     return null;
   }
 

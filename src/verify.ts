@@ -2,6 +2,7 @@
 // A step either agrees, differs (naming the fields), or is skipped with the reason: a step that
 // one side could not run is never counted as agreement.
 
+import * as os from 'node:os';
 import { environmentWarnings, runOnKernel, type KernelRun, type KernelRunOptions } from './kernel';
 import type { Program, StepResult } from './scenario/program';
 import { stepToJson } from './scenario/json';
@@ -34,7 +35,7 @@ export interface Verification {
 
 export async function verifyProgram(program: Program, opts: KernelRunOptions = {}): Promise<Verification> {
   const emulator = simulate(program);
-  const unfit = environmentWarnings(program);
+  const unfit = [...profileMismatch(program), ...environmentWarnings(program)];
   if (unfit.length) {
     const reason = unfit.join('; ');
     const steps = program.steps.map((s): StepVerdict => ({ step: s.index, op: s.op.op, status: 'skipped', side: 'kernel', reason }));
@@ -42,6 +43,17 @@ export async function verifyProgram(program: Program, opts: KernelRunOptions = {
   }
   const kernel = await runOnKernel(program, opts);
   return { program, kernel, emulator, steps: compareRuns(program, kernel, emulator), unfit };
+}
+
+/** The running kernel's release, as a profile name ("6.18.44" of "6.18.44-fc-v595"). */
+export function runningKernel(): string {
+  return os.release().match(/^\d+\.\d+(\.\d+)?/)?.[0] ?? os.release();
+}
+
+/** A scenario written for another kernel's semantics cannot be checked on this one. */
+function profileMismatch(program: Program): string[] {
+  const running = runningKernel();
+  return program.kernel === running ? [] : [`the scenario describes kernel ${program.kernel}; this machine runs ${os.release()}`];
 }
 
 /** Compare the two runs of program, step by step, up to where both stopped. */

@@ -147,6 +147,8 @@ class Generator {
   private readonly missing = new Intervals();
   private readonly syncWp = new Intervals();
   private readonly maybeWp = new Intervals();
+  /** Ranges registered (or attempted) in WP mode on the current context: where WP ops are interesting. */
+  private readonly wpRegistered: [number, number][] = [];
 
   constructor(seed: number) {
     this.rng = new Rng(seed);
@@ -240,6 +242,14 @@ class Generator {
         },
       ],
       [
+        5,
+        () => {
+          // Strictly inside the mapping.
+          const s = m.addr + r.int(0, pages - 1) * P;
+          return [s, s + r.int(1, (end - s) / P) * P];
+        },
+      ],
+      [
         2,
         () => {
           const s = m.addr + r.int(0, pages - 1) * P;
@@ -285,6 +295,20 @@ class Generator {
     this.ctx = null;
     this.missing.clear();
     this.syncWp.clear();
+    this.wpRegistered.length = 0;
+  }
+
+  /** A range for a WP-related op: mostly a registered one (or part of it). */
+  private wpRange(): [number, number] {
+    const r = this.rng;
+    if (this.wpRegistered.length === 0 || r.chance(0.3)) {
+      const m = this.someMap();
+      return r.chance(0.5) ? [m.addr, m.addr + m.size] : this.range();
+    }
+    const [a, b] = r.pick(this.wpRegistered);
+    if (r.chance(0.5)) return [a, b];
+    const s = a + r.int(0, (b - a) / P - 1) * P;
+    return [s, s + r.int(1, (b - s) / P) * P];
   }
 
   // -- ops
@@ -376,6 +400,7 @@ class Generator {
 
   uffdRegister(): void {
     const r = this.rng;
+    if (this.ctx === null && r.chance(0.6)) this.uffdOpen();
     const m = this.someMap();
     const [a, b] = r.chance(0.5) ? [m.addr, m.addr + m.size] : this.range();
     const mode = r.weighted<number>([
@@ -387,19 +412,18 @@ class Generator {
     if (this.ctx === null) return; // EBADF
     if (mode & MODES.MISSING) this.missing.add(a, b);
     if (mode & MODES.WP && !(this.ctx & BigInt(UFFD_FEATURES.WP_ASYNC))) this.syncWp.add(a, b);
+    if (mode & MODES.WP) this.wpRegistered.push([a, b]);
   }
 
   uffdUnregister(): void {
-    const m = this.someMap();
-    const [a, b] = this.rng.chance(0.5) ? [m.addr, m.addr + m.size] : this.range();
+    const [a, b] = this.wpRange();
     this.push({ op: 'uffd_unregister', addr: BigInt(a), size: BigInt(b - a) });
     // Not relied on: unregister fails for ranges with holes (and stale state is possible).
   }
 
   uffdWriteprotect(): void {
     const r = this.rng;
-    const m = this.someMap();
-    const [a, b] = r.chance(0.4) ? [m.addr, m.addr + m.size] : this.range();
+    const [a, b] = this.wpRange();
     const wp = r.chance(0.65);
     this.push({ op: 'uffd_writeprotect', addr: BigInt(a), size: BigInt(b - a), wp });
     if (wp) this.maybeWp.add(a, b);
@@ -466,10 +490,10 @@ class Generator {
 
     arg.flags = BigInt(
       r.weighted([
-        [8, 0],
-        [5, PM_SCAN_WP_MATCHING],
-        [2, PM_SCAN_CHECK_WPASYNC],
-        [3, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC],
+        [10, 0],
+        [6, PM_SCAN_WP_MATCHING],
+        [1, PM_SCAN_CHECK_WPASYNC],
+        [2, PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC],
       ]),
     );
 

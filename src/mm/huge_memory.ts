@@ -84,7 +84,7 @@ export function splitFolio(mm: MmStruct, addr: number): void {
     const small = run.value & ~PTE_LARGE_FOLIO;
     const zero = PTE_PRESENT | PTE_ZERO | (run.value & (PTE_UFFD_WP | PTE_SOFT_DIRTY));
     for (const seg of [...mm.data.segments(run.start, run.end)]) {
-      mm.pte.map.set(seg.start, seg.end, seg.value ? small : zero);
+      mm.pte.map.set(seg.start, seg.end, seg.value || !mm.profile.thpSplitZeroRemap ? small : zero);
     }
   }
 }

@@ -91,6 +91,12 @@ function notHugetlb(apply: (mm: MmStruct, r: VmaRange) => ErrnoName | null) {
   return (mm: MmStruct, r: VmaRange): ErrnoName | null => (isHugetlb(r.vma) ? 'EINVAL' : apply(mm, r));
 }
 
+/** is_valid_guard_vma(), and whether the kernel has guard regions at all (6.13; files 6.15). */
+function guardAllowed(mm: MmStruct, vma: Vma): boolean {
+  if (!mm.profile.guardRegions || isPfnmap(vma) || isHugetlb(vma)) return false;
+  return vmaIsAnonymous(vma) || mm.profile.guardInFileMappings;
+}
+
 function anyWriteProtected(mm: MmStruct, r: VmaRange): boolean {
   return [...mm.pte.map.runs(mm.pte.index(r.start), mm.pte.index(r.end))].some((run) => pteIsWriteProtected(run.value));
 }
@@ -166,7 +172,7 @@ function swapOut(pte: Pte): Pte {
 
 /** MADV_GUARD_INSTALL: zap what is mapped, then a guard marker in every slot. */
 function madviseGuardInstall(mm: MmStruct, r: VmaRange): ErrnoName | null {
-  if (isPfnmap(r.vma) || isHugetlb(r.vma)) return 'EINVAL';
+  if (!guardAllowed(mm, r.vma)) return 'EINVAL';
   // In a file VMA the zap keeps uffd-wp markers, so installation never finds the range empty.
   const markers = [...mm.pte.map.runs(mm.pte.index(r.start), mm.pte.index(r.end))].some((run) => isUffdWpMarker(run.value));
   if (r.vma.mapping && (markers || (userfaultfdWp(r.vma) && anyWriteProtected(mm, r)))) {
@@ -180,7 +186,7 @@ function madviseGuardInstall(mm: MmStruct, r: VmaRange): ErrnoName | null {
 
 /** MADV_GUARD_REMOVE: guard markers (WP'd ones too) become none; nothing else changes. */
 function madviseGuardRemove(mm: MmStruct, r: VmaRange): ErrnoName | null {
-  if (isPfnmap(r.vma) || isHugetlb(r.vma)) return 'EINVAL';
+  if (!guardAllowed(mm, r.vma)) return 'EINVAL';
   mm.pte.map.update(mm.pte.index(r.start), mm.pte.index(r.end), (pte) => (isGuardMarker(pte) ? undefined : pte));
   return null;
 }

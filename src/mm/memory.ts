@@ -24,7 +24,7 @@ import { doHugePmdAnonymousPage, splitHugePmd, thpFaultAllowed } from './huge_me
 import type { SystemConfig } from '../scenario/program';
 import { doFileFault } from './filemap';
 import { userfaultfdWpAsync, type UffdCtx } from './userfaultfd';
-import { userfaultfdWp, vmaIsAnonymous, type Vma } from './vma';
+import { isPfnmap, userfaultfdWp, vmaIsAnonymous, type Vma } from './vma';
 import { UFFD_REGISTER_MODES } from '../uapi';
 import { NotModelled } from '../errors';
 
@@ -52,6 +52,8 @@ export function handleMmFault(
   write: boolean,
 ): { outcome: FaultOutcome; next: number } {
   if (accessError(vma, write)) return { outcome: 'SIGSEGV', next: end };
+  // VM_PFNMAP: the driver mapped every page at mmap time; nothing faults.
+  if (isPfnmap(vma)) return { outcome: 'ok', next: end };
   if (vma.mapping) {
     // File and shmem faults: page by page, since fault-around maps neighbours too.
     if (!write && ptePresent(mm.pte.get(start) ?? 0) && isTable(mm.pmd.get(start))) return { outcome: 'ok', next: end };
@@ -89,8 +91,15 @@ function wpHugePmd(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, addr: number, pm
     splitHugePmd(mm, addr);
     return true;
   }
-  // do_huge_zero_wp_pmd(): a fresh THP replaces the huge zero page; a THP of our own is reused.
-  if (pmd & PTE_ZERO) mm.pmd.set(addr, addr + 1, HUGE_LEAF | (pmd & PTE_SOFT_DIRTY));
+  // do_huge_zero_wp_pmd(): a fresh THP replaces the huge zero page (before 6.13: split, and the
+  // page copied at PTE level); a THP of our own is reused.
+  if (pmd & PTE_ZERO) {
+    if (!mm.profile.hugeZeroWriteThp) {
+      splitHugePmd(mm, addr);
+      return true;
+    }
+    mm.pmd.set(addr, addr + 1, HUGE_LEAF | (pmd & PTE_SOFT_DIRTY));
+  }
   return false;
 }
 
@@ -162,7 +171,8 @@ export interface ZapDetails {
  * block lies in the range and that holds only none entries afterwards is freed.
  */
 export function zapRange(mm: MmStruct, vma: Vma, start: number, end: number, details: ZapDetails = {}): void {
-  const { reclaimPt = false, dropMarkers = false } = details;
+  const { dropMarkers = false } = details;
+  const reclaimPt = details.reclaimPt && mm.profile.ptReclaim;
   for (const block of [...mm.hugeLeavesIn(start, end)]) {
     if (block >= start && block + PMD_SIZE <= end) mm.pmd.set(block, block + PMD_SIZE, undefined);
     else splitHugePmd(mm, block);

@@ -12,6 +12,7 @@
 import { PAGE_SHIFT, PMD_SIZE, PUD_SIZE } from '../uapi';
 import { RunMap } from './runmap';
 import { isHugeLeaf, TABLE } from './pte';
+import { DEFAULT_PROFILE, PROFILES, type KernelProfile } from '../profiles';
 import { canMerge, type Vma } from './vma';
 
 export const P4D_SIZE = 512 * PUD_SIZE;
@@ -48,6 +49,9 @@ export class Level {
 }
 
 export class MmStruct {
+  /** Which kernel's behaviour this mm follows where kernels differ. */
+  constructor(readonly profile: KernelProfile = PROFILES[DEFAULT_PROFILE]) {}
+
   /** Sorted by start; never overlapping. */
   vmas: Vma[] = [];
   readonly pte = new Level(PAGE_SHIFT);
@@ -124,7 +128,7 @@ export class MmStruct {
     while (i + 1 < this.vmas.length && this.vmas[i].start <= end) {
       const prev = this.vmas[i];
       const next = this.vmas[i + 1];
-      if (canMerge(prev, next)) this.vmas.splice(i, 2, { ...prev, end: next.end });
+      if (canMerge(prev, next)) this.vmas.splice(i, 2, { ...prev, end: next.end, softDirty: prev.softDirty || next.softDirty });
       else i++;
     }
   }
@@ -132,6 +136,8 @@ export class MmStruct {
   insertVma(vma: Vma): void {
     this.vmas.splice(this.findVmaIndex(vma.start), 0, vma);
     this.mergeAround(vma.start, vma.end);
+    // A new or expanded VMA is soft-dirty as a whole (mmap_region()).
+    if (this.profile.softDirty) for (const v of this.vmasIn(vma.start, vma.end)) v.softDirty = true;
   }
 
   // ---- page-table pages ----------------------------------------------------------------

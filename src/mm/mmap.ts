@@ -6,7 +6,7 @@ import type { MemoryKind } from '../scenario/program';
 import { isAligned, roundUp, type MmStruct } from './mm';
 import { hugetlbZap } from './hugetlb';
 import { AddressSpace } from './filemap';
-import { isHugeLeaf } from './pte';
+import { isHugeLeaf, PTE_PRESENT, PTE_SPECIAL } from './pte';
 import { splitHugePmd } from './huge_memory';
 import { zapRange } from './memory';
 import { hugePageSize, isHugetlb, type Vma } from './vma';
@@ -47,6 +47,13 @@ export function doMmap(
   }
   if (mm.anyVmaIn(vma.start, vma.end)) return 'EEXIST';
   if (!reserve(vma)) return 'ENOMEM';
+  if (kind === 'pfnmap') {
+    // remap_pfn_range(): a driver maps every page at mmap time, with special PTEs.
+    mm.insertVma(vma);
+    mm.allocPteTables(vma.start, vma.end);
+    mm.pte.set(vma.start, vma.end, PTE_PRESENT | PTE_SPECIAL);
+    return null;
+  }
   if (FILE_KINDS.includes(kind)) {
     // Each mapping gets a file of its own size: a new disk file, memfd, or shmem object.
     vma.mapping = new AddressSpace(!kind.startsWith('file-'), size / PAGE_SIZE);

@@ -25,6 +25,8 @@ export const PTE_ZERO = 1 << 6;
 export const PTE_FILE = 1 << 7;
 /** The mapped page is part of a large folio (a THP whose PMD mapping was split). */
 export const PTE_LARGE_FOLIO = 1 << 8;
+/** pte_special(): a PFN with no struct page behind it (VM_PFNMAP). */
+export const PTE_SPECIAL = 1 << 9;
 
 export type Pte = number;
 

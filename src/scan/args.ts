@@ -2,8 +2,9 @@
 // defaults it applies. The result keeps u64 fields exact: addresses that pass access_ok() fit
 // in a double, the rest stay bigint.
 
-import { PM_SCAN_ARG_SIZE, PM_SCAN_CATEGORIES, PM_SCAN_FLAGS, PAGE_REGION_SIZE, PAGE_SIZE, TASK_SIZE_MAX, U64_MAX } from '../uapi';
+import { PM_SCAN_ARG_SIZE, PM_SCAN_FLAGS, PAGE_REGION_SIZE, PAGE_SIZE, TASK_SIZE_MAX, U64_MAX } from '../uapi';
 import type { PmScanArg } from '../uapi';
+import { DEFAULT_PROFILE, PROFILES, type KernelProfile } from '../profiles';
 
 /** The validated arguments of one scan, as do_pagemap_scan() uses them. */
 export interface ScanArgs {
@@ -35,19 +36,20 @@ export function accessOk(addr: bigint, size: bigint): boolean {
   return sum <= U64_MAX && sum <= BigInt(TASK_SIZE_MAX);
 }
 
-export function pagemapScanGetArgs(arg: PmScanArg): ArgsResult {
+export function pagemapScanGetArgs(arg: PmScanArg, profile: KernelProfile = PROFILES[DEFAULT_PROFILE]): ArgsResult {
   if (arg.size !== PM_SCAN_ARG_SIZE) return { ok: false, errno: 'EINVAL' };
   if (arg.flags & ~BigInt(PM_SCAN_FLAGS)) return { ok: false, errno: 'EINVAL' };
   const masks = arg.category_inverted | arg.category_mask | arg.category_anyof_mask | arg.return_mask;
-  if (masks & ~BigInt(PM_SCAN_CATEGORIES)) return { ok: false, errno: 'EINVAL' };
+  if (masks & ~BigInt(profile.categories)) return { ok: false, errno: 'EINVAL' };
   // untagged_addr() is the identity on x86-64 without LAM.
   if (arg.start % BigInt(PAGE_SIZE) !== 0n) return { ok: false, errno: 'EINVAL' };
   // end - start wraps modulo 2^64 in the kernel: a reversed range becomes a huge size.
   const size = (arg.end - arg.start) & U64_MAX;
   if (!accessOk(arg.start, size)) return { ok: false, errno: 'EFAULT' };
   if (arg.vec === 0n && arg.vec_len !== 0n) return { ok: false, errno: 'EINVAL' };
-  // size_mul() saturates at SIZE_MAX.
-  const vecBytes = arg.vec_len * PAGE_REGION_SIZE > U64_MAX ? U64_MAX : arg.vec_len * PAGE_REGION_SIZE;
+  // size_mul() saturates at SIZE_MAX; older kernels multiplied modulo 2^64.
+  const product = arg.vec_len * PAGE_REGION_SIZE;
+  const vecBytes = product <= U64_MAX ? product : profile.vecLenSaturates ? U64_MAX : product & U64_MAX;
   if (arg.vec !== 0n && !accessOk(arg.vec, vecBytes)) return { ok: false, errno: 'EFAULT' };
 
   const page = BigInt(PAGE_SIZE);

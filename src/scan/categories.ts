@@ -48,18 +48,18 @@ export function pageCategory(pte: Pte | undefined, wantFile: boolean, profile: K
   } else if (isSwapPte(pte)) {
     categories = PAGE_IS_SWAPPED;
     if (!pteSwpUffdWpAny(pte)) categories |= PAGE_IS_WRITTEN;
-    if (isGuardMarker(pte)) categories |= PAGE_IS_GUARD;
+    if (isGuardMarker(pte) && profile.guardCategory) categories |= PAGE_IS_GUARD;
     if (pte & PTE_SOFT_DIRTY && pteKind(pte) === PTE_SWAP) categories |= PAGE_IS_SOFT_DIRTY;
   }
   return categories;
 }
 
 /** pagemap_thp_category() for a present PMD leaf. */
-export function thpCategory(pmd: number, wantFile: boolean): number {
+export function thpCategory(pmd: number, wantFile: boolean, profile: KernelProfile): number {
   let categories = PAGE_IS_PRESENT | PAGE_IS_HUGE;
   if (!(pmd & PTE_UFFD_WP)) categories |= PAGE_IS_WRITTEN;
   if (wantFile && pmd & PTE_FILE && !(pmd & PTE_ZERO)) categories |= PAGE_IS_FILE;
-  if (pmd & PTE_ZERO) categories |= PAGE_IS_PFNZERO;
+  if (pmd & PTE_ZERO && profile.hugeZeroPfnzero) categories |= PAGE_IS_PFNZERO;
   if (pmd & PTE_SOFT_DIRTY) categories |= PAGE_IS_SOFT_DIRTY;
   return categories;
 }

@@ -20,7 +20,7 @@ export interface ScanResult {
 }
 
 export function doPagemapScan(mm: MmStruct, ctx: UffdCtx | null, arg: PmScanArg, profile: KernelProfile): ScanResult {
-  const parsed = pagemapScanGetArgs(arg);
+  const parsed = pagemapScanGetArgs(arg, profile);
   if (!parsed.ok) return { ret: -1, errno: parsed.errno, walkEnd: null, regions: [] };
   const args = parsed.args;
   const out = new ScanOutput(args);

@@ -10,7 +10,7 @@
 
 import { PAGE_IS_FILE, PAGE_IS_WPALLOWED, PAGE_IS_SOFT_DIRTY, PAGE_IS_WRITTEN, PM_SCAN_CHECK_WPASYNC, PM_SCAN_WP_MATCHING, PMD_SIZE } from '../uapi';
 import type { MmStruct } from '../mm/mm';
-import { isHugeLeaf, isTable, pteIsWriteProtected, PTE_UFFD_WP } from '../mm/pte';
+import { isHugeLeaf, isTable, pteIsWriteProtected, pteUffdWp, PTE_UFFD_WP } from '../mm/pte';
 import { splitHugePmd } from '../mm/huge_memory';
 import { pteMkUffdWp, uffdWpRange, userfaultfdWpAsync, userfaultfdWpUseMarkers, type UffdCtx } from '../mm/userfaultfd';
 import { isHugetlb, isPfnmap, userfaultfdWp, type Vma } from '../mm/vma';
@@ -176,7 +176,7 @@ export class PagemapScanWalk {
   private thpEntry(start: number, end: number): WalkResult | 'ENOENT' {
     const pmd = this.mm.pmd.get(start);
     if (!isHugeLeaf(pmd)) return 'ENOENT';
-    const categories = this.curVmaCategory | thpCategory(pmd!, this.wantFile);
+    const categories = this.curVmaCategory | thpCategory(pmd!, this.wantFile, this.profile);
     if (!isInterestingPage(categories, this.args)) return 0;
     const o = this.out.output(categories, start, end);
     if (o.end === start) return o.ret;
@@ -209,7 +209,7 @@ export class PagemapScanWalk {
   private exclusiveWriteProtect(start: number, end: number): WalkResult {
     for (let addr = start; addr < end; ) {
       const { pte, next } = this.pteRun(addr, end);
-      if (pte === undefined || !pteIsWriteProtected(pte)) this.makeUffdWpPtes(addr, next, pte);
+      if (!this.fastPathSeesWp(pte)) this.makeUffdWpPtes(addr, next, pte);
       addr = next;
     }
     return 0;
@@ -219,7 +219,7 @@ export class PagemapScanWalk {
   private writtenFastPath(start: number, end: number): WalkResult {
     for (let addr = start; addr < end; ) {
       const { pte, next } = this.pteRun(addr, end);
-      if (pte === undefined || !pteIsWriteProtected(pte)) {
+      if (!this.fastPathSeesWp(pte)) {
         const o = this.out.output(this.curVmaCategory | PAGE_IS_WRITTEN, addr, next);
         if (o.end === addr) return o.ret;
         if (this.wpMatching) this.makeUffdWpPtes(addr, o.end, pte);
@@ -244,6 +244,12 @@ export class PagemapScanWalk {
       addr = next;
     }
     return 0;
+  }
+
+  /** The fast paths' test for an entry already write-protected (before 6.9: present ones only). */
+  private fastPathSeesWp(pte: number | undefined): boolean {
+    if (pte === undefined) return false;
+    return this.profile.fastPathSeesSwapWp ? pteIsWriteProtected(pte) : pteUffdWp(pte);
   }
 
   /** The run of equal PTE slots starting at addr, clipped to end. */
