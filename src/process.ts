@@ -24,18 +24,6 @@ import type { Advice, MemoryKind, SystemConfig } from './scenario/program';
 import { doPagemapScan, type ScanResult } from './scan/scan';
 import { PAGE_SIZE, PMD_SIZE, type ErrnoName, type PmScanArg } from './uapi';
 
-const MODELLED_KINDS: readonly MemoryKind[] = [
-  'anon',
-  'shared-anon',
-  'file-private',
-  'file-shared',
-  'memfd-private',
-  'memfd-shared',
-  'hugetlb',
-  'hugetlb-shared',
-  'hugetlb-1g',
-  'pfnmap',
-];
 
 export class Process {
   readonly mm: MmStruct;
@@ -49,7 +37,6 @@ export class Process {
   }
 
   mmap(addr: bigint, size: bigint, kind: MemoryKind, prot: number): ErrnoName | null {
-    if (!MODELLED_KINDS.includes(kind)) throw new NotModelled(`mmap kind ${kind} is not modelled yet`);
     return doMmap(this.mm, addr, size, kind, prot, (vma) => !isHugetlb(vma) || this.hugetlbPoolHas(vma));
   }
 

@@ -2,7 +2,8 @@
 // number of pages or vec_len. Each line is a ratio of two timings taken in this one run, so the
 // numbers mean the same on a fast or a slow machine.
 
-import { VEC_ADDR, type Op, type Program } from '../scenario/program';
+import { scanArg, type Op, type Program } from '../scenario/program';
+import type { PmScanArg } from '../uapi';
 import { simulate } from '../simulate';
 
 const P = 4096n;
@@ -20,23 +21,9 @@ function program(ops: Op[]): Program {
   };
 }
 
-const scan = (end: bigint, extra: Partial<Record<string, bigint>> = {}): Op => ({
+const scan = (end: bigint, extra: Partial<PmScanArg> = {}): Op => ({
   op: 'pagemap_scan',
-  arg: {
-    size: 96n,
-    flags: 0n,
-    start: B,
-    end,
-    walk_end: 0n,
-    vec: VEC_ADDR,
-    vec_len: 1024n,
-    max_pages: 0n,
-    category_inverted: 0n,
-    category_mask: 0n,
-    category_anyof_mask: 0n,
-    return_mask: 0x1ffn,
-    ...extra,
-  },
+  arg: scanArg({ start: B, end, return_mask: 0x1ffn, ...extra }),
 });
 
 /** A mapping of `bytes` with `runs` written islands spread over it, then `scans` scans. */

@@ -112,6 +112,28 @@ export interface Program {
  * range scenarios are meant to use (see scenario-format.md).
  */
 export const VEC_ADDR = 0x600000000000n;
+/**
+ * The struct pm_scan_arg of a scan step whose fields are omitted (scenario-format.md): a zeroed
+ * struct, except size (96), vec (the output array at VEC_ADDR) and vec_len (1024).
+ */
+export function scanArg(fields: Partial<PmScanArg> = {}): PmScanArg {
+  return {
+    size: 96n,
+    flags: 0n,
+    start: 0n,
+    end: 0n,
+    walk_end: 0n,
+    vec: VEC_ADDR,
+    vec_len: 1024n,
+    max_pages: 0n,
+    category_inverted: 0n,
+    category_mask: 0n,
+    category_anyof_mask: 0n,
+    return_mask: 0n,
+    ...fields,
+  };
+}
+
 /** How many page_region entries the real-kernel helper maps at VEC_ADDR. */
 export const VEC_CAPACITY = 1n << 20n;
 

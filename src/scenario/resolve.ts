@@ -2,9 +2,9 @@
 // addresses like `heap+5p` become u64s, defaults are filled in (pm_scan_arg: zero except size and
 // vec_len; `vec` is VEC_ADDR unless `vec: null`).
 
-import { PM_SCAN_ARG_SIZE, U64_MAX, UFFD_FEATURES, UFFD_REGISTER_MODES, PROT_READ, PROT_WRITE } from '../uapi';
+import { U64_MAX, UFFD_FEATURES, UFFD_REGISTER_MODES, PROT_READ, PROT_WRITE } from '../uapi';
 import type { Path, Source } from './parse';
-import { VEC_ADDR, type ExpectedRegion, type Expectation, type Op, type Program, type Step } from './program';
+import { scanArg, type ExpectedRegion, type Expectation, type Op, type Program, type Step } from './program';
 import type { Problem } from './schema';
 import type { RawScenario, RawStep } from './validate';
 import type { AddressExpr } from './values';
@@ -131,20 +131,19 @@ function resolveOp(s: RawStep, at: Path, address: Addr, pageSize: bigint): Op {
       const b = s.body;
       return {
         op: 'pagemap_scan',
-        arg: {
-          size: b.size ?? PM_SCAN_ARG_SIZE,
-          flags: b.flags ?? 0n,
-          start: b.start ? a(b.start, 'start') : 0n,
-          end: b.end ? a(b.end, 'end') : 0n,
-          walk_end: 0n,
-          vec: b.vec === null ? 0n : VEC_ADDR,
-          vec_len: b.vec_len ?? 1024n,
-          max_pages: b.max_pages ?? 0n,
-          category_inverted: b.category_inverted ?? 0n,
-          category_mask: b.category_mask ?? 0n,
-          category_anyof_mask: b.category_anyof_mask ?? 0n,
-          return_mask: b.return_mask ?? 0n,
-        },
+        arg: scanArg({
+          ...(b.size !== undefined && { size: b.size }),
+          ...(b.flags !== undefined && { flags: b.flags }),
+          ...(b.start && { start: a(b.start, 'start') }),
+          ...(b.end && { end: a(b.end, 'end') }),
+          ...(b.vec === null && { vec: 0n }),
+          ...(b.vec_len !== undefined && { vec_len: b.vec_len }),
+          ...(b.max_pages !== undefined && { max_pages: b.max_pages }),
+          ...(b.category_inverted !== undefined && { category_inverted: b.category_inverted }),
+          ...(b.category_mask !== undefined && { category_mask: b.category_mask }),
+          ...(b.category_anyof_mask !== undefined && { category_anyof_mask: b.category_anyof_mask }),
+          ...(b.return_mask !== undefined && { return_mask: b.return_mask }),
+        }),
       };
     }
   }

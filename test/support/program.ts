@@ -1,7 +1,7 @@
 // Building Programs by hand for tests: the ops as a scenario would resolve them.
 
 import type { Op, Program, Step } from '../../src/scenario/program';
-import { VEC_ADDR } from '../../src/scenario/program';
+import { scanArg as defaultScanArg } from '../../src/scenario/program';
 import type { PmScanArg } from '../../src/uapi';
 
 export const P = 4096n;
@@ -22,22 +22,9 @@ export const read = (addr: bigint, size = P, stride = P): Op => ({ op: 'read', a
 export const uffdOpen = (features = 0xa000n): Op => ({ op: 'uffd_open', features });
 export const register = (addr: bigint, size: bigint, mode = 2n): Op => ({ op: 'uffd_register', addr, size, mode });
 
+/** A scan argument for tests: the scenario defaults, over B, reporting every category. */
 export function scanArg(fields: Partial<PmScanArg>): PmScanArg {
-  return {
-    size: 96n,
-    flags: 0n,
-    start: B,
-    end: B,
-    walk_end: 0n,
-    vec: VEC_ADDR,
-    vec_len: 1024n,
-    max_pages: 0n,
-    category_inverted: 0n,
-    category_mask: 0n,
-    category_anyof_mask: 0n,
-    return_mask: 0x1ffn,
-    ...fields,
-  };
+  return defaultScanArg({ start: B, end: B, return_mask: 0x1ffn, ...fields });
 }
 
 export const scan = (fields: Partial<PmScanArg>): Op => ({ op: 'pagemap_scan', arg: scanArg(fields) });
