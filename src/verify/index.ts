@@ -3,10 +3,11 @@
 // one side could not run is never counted as agreement.
 
 import * as os from 'node:os';
-import { environmentWarnings, runOnKernel, type KernelRun, type KernelRunOptions } from './kernel';
-import type { Program, StepResult } from './scenario/program';
-import { stepToJson } from './scenario/json';
-import { simulate, type SimulationResult } from './simulate';
+import { environmentWarnings, runOnKernel, type KernelRun, type KernelRunOptions } from '../kernel';
+import type { Program, StepResult } from '../scenario/program';
+import { stepToJson } from '../scenario/json';
+import { simulate, type SimulationResult } from '../simulate';
+import { thpDivergence, unprobe, withThpProbes } from './thp-probes';
 
 export type Field = 'ret' | 'errno' | 'walk_end' | 'regions' | 'reached';
 
@@ -41,8 +42,34 @@ export async function verifyProgram(program: Program, opts: KernelRunOptions = {
     const steps = program.steps.map((s): StepVerdict => ({ step: s.index, op: s.op.op, status: 'skipped', side: 'kernel', reason }));
     return { program, emulator, steps, unfit };
   }
-  const kernel = await runOnKernel(program, opts);
-  return { program, kernel, emulator, steps: compareRuns(program, kernel, emulator), unfit };
+  // Both sides run the program with THP probes; the probes are then taken out again.
+  const probed = withThpProbes(program);
+  const kernelProbed = await runOnKernel(probed.program, opts);
+  const divergence = thpDivergence(probed, kernelProbed.results, simulate(probed.program).results);
+  const kernel = unprobe(
+    {
+      ...kernelProbed,
+      notReached: kernelProbed.notReached.map((n) => probed.origin.get(n)?.step ?? n),
+      unreproduced: kernelProbed.unreproduced.map((u) => ({ ...u, step: probed.origin.get(u.step)?.step ?? u.step })),
+      harnessOverlaps: kernelProbed.harnessOverlaps
+        .filter((o) => !probed.origin.get(o.step)?.probe)
+        .map((o) => ({ ...o, step: probed.origin.get(o.step)?.step ?? o.step })),
+      ...(kernelProbed.stopped && { stopped: { ...kernelProbed.stopped, step: probed.origin.get(kernelProbed.stopped.step)?.step ?? kernelProbed.stopped.step } }),
+    },
+    probed,
+  );
+  let steps = compareRuns(program, kernel, emulator);
+  if (divergence) steps = markNondeterministic(steps, divergence);
+  return { program, kernel, emulator, steps, unfit };
+}
+
+/** From the step where THPs diverged on, nothing is comparable: say so instead of "differ". */
+function markNondeterministic(steps: StepVerdict[], d: { step: number; detail: string }): StepVerdict[] {
+  return steps.map((s) => {
+    if (s.step < d.step) return s;
+    const reason = s.step === d.step ? `not reproducible: ${d.detail}` : `not reached: step ${d.step} was not reproducible`;
+    return { ...s, status: 'skipped', side: 'kernel', reason, fields: undefined };
+  });
 }
 
 /** The running kernel's release, as a profile name ("6.18.44" of "6.18.44-fc-v595"). */
