@@ -25,6 +25,9 @@ import { doPagemapScan, type ScanResult } from './scan/scan';
 import { PAGE_SIZE, PMD_SIZE, type ErrnoName, type PmScanArg } from './uapi';
 
 
+/** Touches with a stride above a page cost one run each. */
+const MAX_SEPARATE_TOUCHES = 1 << 20;
+
 export class Process {
   readonly mm: MmStruct;
   uffd: UffdCtx | null = null;
@@ -90,6 +93,10 @@ export class Process {
         page = next;
       }
       return result;
+    }
+    // Each such touch makes runs of its own: refuse what would take minutes rather than hang.
+    if ((last - first) / Number(stride) > MAX_SEPARATE_TOUCHES) {
+      throw new NotModelled(`more than ${MAX_SEPARATE_TOUCHES} separate pages touched in one step; split the step or use a stride of one page`);
     }
     for (let a = first; a <= last; a += Number(stride)) {
       const page = roundDown(a, PAGE_SIZE);
