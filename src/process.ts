@@ -152,7 +152,8 @@ export class Process {
     for (let page = range.start; page < range.end; ) {
       const vma = this.mm.vmaLookup(page);
       if (!vma) return 'ENOMEM';
-      if (gupAccessError(vma, write)) return 'EFAULT';
+      // check_vma_flags() refusing a populate is EINVAL; a fault that fails is EFAULT.
+      if (gupAccessError(vma, write)) return 'EINVAL';
       const { outcome, next } = this.faultRun(page, range.end, write);
       if (outcome !== 'ok') return 'EFAULT';
       page = next;
@@ -161,14 +162,16 @@ export class Process {
   }
 
   uffdOpen(features: bigint): ErrnoName | null {
-    this.uffdClose();
+    if (this.uffd) this.uffdClose();
     const { ctx, errno } = uffdioApi(features);
     this.uffd = ctx;
     return errno;
   }
 
+  /** close() of the userfaultfd: EBADF when none is open. */
   uffdClose(): ErrnoName | null {
-    if (this.uffd) uffdRelease(this.mm, this.uffd);
+    if (!this.uffd) return 'EBADF';
+    uffdRelease(this.mm, this.uffd);
     this.uffd = null;
     return null;
   }

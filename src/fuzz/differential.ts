@@ -12,7 +12,7 @@ import { runOnKernel, type KernelRun, type KernelRunOptions } from '../kernel';
 import type { Program, StepResult } from '../scenario/program';
 import { stepToJson } from '../scenario/json';
 import { simulate, type SimulationResult } from '../simulate';
-import { compareRuns, type Field } from '../verify';
+import { compareRuns, type Field, type StepVerdict } from '../verify';
 import { randomProgram, seedName, type RandomProgramOptions } from './random-program';
 import { programToYaml, withExpectations } from './yaml';
 
@@ -52,6 +52,14 @@ export interface Disagreement {
   replay: string;
 }
 
+/** A seed whose kernel answers changed between runs of the same program: not a verdict. */
+export interface Flaky {
+  seed: number;
+  step: number;
+  op: string;
+  file: string;
+}
+
 /** A seed the kernel could not run to the end (a generator bug: it should not happen). */
 export interface Unreproduced {
   seed: number;
@@ -73,6 +81,8 @@ export interface DifferentialReport {
   notModelledSeeds: number;
   notModelledReasons: Map<string, number>;
   disagreements: Disagreement[];
+  /** Disagreements where the kernel itself did not answer the same way twice (not failures). */
+  flaky: Flaky[];
   unreproduced: Unreproduced[];
   elapsedMs: number;
   /** True when the time limit stopped the run before `count` seeds. */
@@ -83,26 +93,49 @@ export interface DifferentialReport {
 const BIN = path.resolve(__dirname, '../../bin/pagemap-scan.js');
 
 /** How to replay one seed from the command line. */
-export function replayCommand(seed: number): string {
-  return `npm run difftest -- --seed ${seed >>> 0} --count 1`;
+export function replayCommand(seed: number, generator: RandomProgramOptions = {}): string {
+  const extra: string[] = [];
+  if (generator.kinds?.length) extra.push(`--kinds ${generator.kinds.join(',')}`);
+  if (generator.thp) extra.push('--thp');
+  if (generator.minSteps !== undefined) extra.push(`--min-steps ${generator.minSteps}`);
+  if (generator.maxSteps !== undefined) extra.push(`--max-steps ${generator.maxSteps}`);
+  return [`npm run difftest -- --seed ${seed >>> 0} --count 1`, ...extra].join(' ');
 }
 
 interface SeedOutcome {
   seed: number;
   program: Program;
-  kernel?: KernelRun;
+  kernel: KernelRun;
   emulator?: SimulationResult;
   emulatorError?: unknown;
+  verdicts?: StepVerdict[];
+  /** Set when a disagreement was found: whether the kernel gave the same answers on re-runs. */
+  kernelStable?: boolean;
 }
+
+/** How many times a disagreeing program is run again on the kernel to see if its answers are stable. */
+const CONFIRM_RUNS = 2;
 
 async function runSeed(seed: number, opts: DifferentialOptions): Promise<SeedOutcome> {
   const program = randomProgram(seed, opts.generator);
-  const kernel = await runOnKernel(program, { stepTimeoutMs: 2000, ...opts.kernel });
+  // A hang ends a run, so find it fast: blocked 2 s, or busy 10 s (no generated step needs more).
+  const kernelOpts: KernelRunOptions = { stepTimeoutMs: 2000, stepLimitMs: 10_000, ...opts.kernel };
+  const kernel = await runOnKernel(program, kernelOpts);
+  let emulator: SimulationResult;
   try {
-    return { seed, program, kernel, emulator: simulate(program) };
+    emulator = simulate(program);
   } catch (e) {
     return { seed, program, kernel, emulatorError: e };
   }
+  const verdicts = compareRuns(program, kernel, emulator);
+  if (!verdicts.some((v) => v.status === 'differ')) return { seed, program, kernel, emulator, verdicts };
+  // The kernel is the reference only if it answers the same every time: background work
+  // (khugepaged collapsing THPs, reclaim) can change what a scan sees.
+  const answers = (run: KernelRun) => JSON.stringify(run.results.map(stepToJson));
+  let kernelStable = true;
+  for (let i = 0; i < CONFIRM_RUNS && kernelStable; i++)
+    kernelStable = answers(await runOnKernel(program, kernelOpts)) === answers(kernel);
+  return { seed, program, kernel, emulator, verdicts, kernelStable };
 }
 
 /**
@@ -125,6 +158,7 @@ export async function runDifferential(opts: DifferentialOptions = {}): Promise<D
     notModelledSeeds: 0,
     notModelledReasons: new Map(),
     disagreements: [],
+    flaky: [],
     unreproduced: [],
     elapsedMs: 0,
     timedOut: false,
@@ -142,7 +176,7 @@ export async function runDifferential(opts: DifferentialOptions = {}): Promise<D
 
   const record = (o: SeedOutcome): void => {
     report.seedsRun++;
-    const kernel = o.kernel!;
+    const kernel = o.kernel;
     const seedLine = `seed ${o.seed}`;
     if (o.emulatorError !== undefined) {
       const msg = o.emulatorError instanceof Error ? o.emulatorError.stack ?? o.emulatorError.message : String(o.emulatorError);
@@ -161,11 +195,11 @@ export async function runDifferential(opts: DifferentialOptions = {}): Promise<D
         replay: `node ${BIN} verify ${file}`,
       };
       report.disagreements.push(d);
-      log(`DISAGREE ${seedLine}: the emulator threw ${msg.split('\n')[0]}\n  scenario: ${file}\n  replay:   ${d.replay}   (or ${replayCommand(o.seed)})`);
+      log(`DISAGREE ${seedLine}: the emulator threw ${msg.split('\n')[0]}\n  scenario: ${file}\n  replay:   ${d.replay}   (or ${replayCommand(o.seed, opts.generator)})`);
       return;
     }
     const emulator = o.emulator!;
-    const verdicts = compareRuns(o.program, kernel, emulator);
+    const verdicts = o.verdicts!;
     let notModelled = 0;
     let kernelSkip: string | undefined;
     let firstDiff: (typeof verdicts)[number] | undefined;
@@ -194,6 +228,15 @@ export async function runDifferential(opts: DifferentialOptions = {}): Promise<D
     }
     const k = firstDiff.kernel;
     const e = firstDiff.emulator;
+    if (o.kernelStable === false) {
+      const file = writeScenario(o.program, kernel.results, [
+        `${seedLine}: step ${firstDiff.step} (${firstDiff.op}) differed, but the kernel did not answer the same way`,
+        'when the program was run again (background work such as khugepaged): not a verdict',
+      ]);
+      report.flaky.push({ seed: o.seed, step: firstDiff.step, op: firstDiff.op, file });
+      log(`FLAKY ${seedLine}: step ${firstDiff.step} ${firstDiff.op}: the kernel's answers change between runs\n  scenario: ${file}`);
+      return;
+    }
     const file = writeScenario(o.program, kernel.results, [
       `${seedLine}: step ${firstDiff.step} (${firstDiff.op}) differs in ${firstDiff.fields!.join(', ')}`,
       `kernel:   ${k ? JSON.stringify(stepToJson(k)) : 'no result'}`,
@@ -213,7 +256,7 @@ export async function runDifferential(opts: DifferentialOptions = {}): Promise<D
     report.disagreements.push(d);
     log(
       `DISAGREE ${seedLine}: step ${d.step} ${d.op} differs in ${d.fields.join(', ')}\n` +
-        `  scenario: ${file}\n  replay:   ${d.replay}   (or ${replayCommand(o.seed)})`,
+        `  scenario: ${file}\n  replay:   ${d.replay}   (or ${replayCommand(o.seed, opts.generator)})`,
     );
   };
 
@@ -267,12 +310,14 @@ export async function runDifferential(opts: DifferentialOptions = {}): Promise<D
 export function formatReport(r: DifferentialReport): string[] {
   const lines = [
     `${r.seedsRun} seeds from ${r.firstSeed} in ${(r.elapsedMs / 1000).toFixed(1)} s${r.timedOut ? ' (time limit reached)' : ''}: ` +
-      `${r.clean} clean, ${r.disagreements.length} disagreeing, ${r.unreproduced.length} not reproducible on the kernel`,
+      `${r.clean} clean, ${r.disagreements.length} disagreeing, ${r.flaky.length} flaky (the kernel answered ` +
+      `differently on a re-run), ${r.unreproduced.length} not reproducible on the kernel`,
     `${r.stepsAgreed} steps agreed; ${r.notModelledSteps} steps in ${r.notModelledSeeds} seeds skipped as "not modelled" by the emulator`,
   ];
   for (const [reason, n] of [...r.notModelledReasons].sort((a, b) => b[1] - a[1])) lines.push(`  not modelled x${n}: ${reason}`);
   for (const d of r.disagreements)
     lines.push(`  seed ${d.seed}: step ${d.step} ${d.op} (${d.fields.join(', ')}): ${d.file}`);
+  for (const f of r.flaky) lines.push(`  seed ${f.seed}: flaky at step ${f.step} ${f.op}: ${f.file}`);
   for (const u of r.unreproduced) lines.push(`  seed ${u.seed}: not reproducible: ${u.reason}: ${u.file}`);
   return lines;
 }

@@ -6,7 +6,16 @@
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { EnvironmentError, EXIT_ENVIRONMENT, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE } from '../errors';
+import type { MemoryKind } from '../scenario/program';
 import { formatReport, runDifferential } from './differential';
+import { FUZZ_KINDS, type RandomProgramOptions } from './random-program';
+
+function kindList(raw: string): MemoryKind[] {
+  const kinds = raw.split(',').map((k) => k.trim()).filter(Boolean);
+  for (const k of kinds)
+    if (!(FUZZ_KINDS as readonly string[]).includes(k)) throw new InvalidArgumentError(`unknown kind ${k}; valid: ${FUZZ_KINDS.join(', ')}, or all`);
+  return kinds as MemoryKind[];
+}
 
 function integer(what: string, min: number, max: number) {
   return (raw: string): number => {
@@ -24,7 +33,12 @@ export async function main(argv: string[]): Promise<number> {
     .option('--seconds <n>', 'stop starting new seeds after this many seconds', integer('seconds', 1, 1e7))
     .option('--jobs <n>', 'seeds run in parallel', integer('a number of jobs', 1, 64), 2)
     .option('--out <dir>', 'where to write the scenario of each disagreement (default: a new temp dir)')
-    .option('--max-steps <n>', 'at most this many random steps per program', integer('a step count', 1, 10000))
+    .option('--min-steps <n>', 'at least this many random steps per program (default 6)', integer('a step count', 1, 10000))
+    .option('--max-steps <n>', 'at most this many random steps per program (default 40)', integer('a step count', 1, 10000))
+    .option('--kinds <list>', `mapping kinds, comma-separated, or "all" (default anon): ${FUZZ_KINDS.join(', ')}`, (raw: string) =>
+      raw === 'all' ? [...FUZZ_KINDS] : kindList(raw),
+    )
+    .option('--thp', 'also exercise transparent huge pages (MADV_HUGEPAGE, MADV_COLLAPSE, multi-MiB mappings)')
     .exitOverride();
   try {
     cmd.parse(argv);
@@ -32,7 +46,22 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     throw e;
   }
-  const o = cmd.opts<{ seed: number; count: number; seconds?: number; jobs: number; out?: string; maxSteps?: number }>();
+  const o = cmd.opts<{
+    seed: number;
+    count: number;
+    seconds?: number;
+    jobs: number;
+    out?: string;
+    minSteps?: number;
+    maxSteps?: number;
+    kinds?: MemoryKind[];
+    thp?: boolean;
+  }>();
+  const generator: RandomProgramOptions = {};
+  if (o.minSteps !== undefined) generator.minSteps = o.minSteps;
+  if (o.maxSteps !== undefined) generator.maxSteps = o.maxSteps;
+  if (o.kinds) generator.kinds = o.kinds;
+  if (o.thp) generator.thp = true;
   const log = (line: string) => process.stdout.write(line + '\n');
   log(`difftest: seeds ${o.seed}..${o.seed + o.count - 1}${o.seconds ? `, at most ${o.seconds} s` : ''}, ${o.jobs} at a time`);
   try {
@@ -43,7 +72,7 @@ export async function main(argv: string[]): Promise<number> {
       concurrency: o.jobs,
       outDir: o.out,
       log,
-      generator: o.maxSteps !== undefined ? { maxSteps: o.maxSteps, minSteps: Math.min(6, o.maxSteps) } : undefined,
+      generator,
     });
     for (const line of formatReport(report)) log(line);
     return report.disagreements.length || report.unreproduced.length ? EXIT_MISMATCH : EXIT_OK;

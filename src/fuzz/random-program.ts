@@ -11,7 +11,7 @@
 // carry a uffd-wp bit or marker in a VMA registered for synchronous WP.
 
 import { Rng } from './rng';
-import type { Advice, Op, Program, Step } from '../scenario/program';
+import type { Advice, MemoryKind, Op, Program, Step } from '../scenario/program';
 import { VEC_ADDR } from '../scenario/program';
 import {
   PAGE_IS_FILE,
@@ -38,6 +38,8 @@ export const GIB = 1024 * 1024 * 1024;
 /** The address window of random programs: [WINDOW_START, WINDOW_END). */
 export const WINDOW_START = 0x100000000000;
 export const WINDOW_END = 0x100100000000;
+/** The most bytes one read/write step touches (one per stride). */
+const MAX_TOUCHES = 4096;
 
 export interface RandomProgramOptions {
   /** Steps after the initial mmaps: at least this many... */
@@ -46,7 +48,24 @@ export interface RandomProgramOptions {
   maxSteps?: number;
   /** Kernel profile of the program (default 6.18.44). */
   kernel?: string;
+  /**
+   * Mapping kinds to draw from (default: anon only). Any of FUZZ_KINDS; hugetlb and pfnmap need
+   * machine set-up and are not generated.
+   */
+  kinds?: readonly MemoryKind[];
+  /** Also exercise transparent huge pages: MADV_HUGEPAGE/NOHUGEPAGE/COLLAPSE, multi-MiB mappings. */
+  thp?: boolean;
 }
+
+/** The kinds randomProgram can map (no pools, devices or set-up needed). */
+export const FUZZ_KINDS: readonly MemoryKind[] = [
+  'anon',
+  'shared-anon',
+  'memfd-private',
+  'memfd-shared',
+  'file-private',
+  'file-shared',
+];
 
 const ALL_CATEGORIES = 0x1ff;
 /** Category bits weighted by how interesting they are for anonymous memory. */
@@ -124,6 +143,7 @@ interface Mapping {
   name: string;
   addr: number;
   size: number;
+  kind: MemoryKind;
 }
 
 /**
@@ -136,6 +156,9 @@ interface Mapping {
  *   A write to syncWp ∩ maybeWp may block.
  * Closing the context (uffd_close, or uffd_open which closes the previous one) drops the
  * registrations; munmap drops them for its range.
+ * - notAnon: ranges ever mapped with a file or shmem kind. MADV_GUARD_INSTALL over uffd-wp
+ *   markers there never returns (the zap keeps the markers and the call restarts, spec Q21), so
+ *   it is not generated over notAnon ∩ maybeWp.
  */
 class Generator {
   readonly rng: Rng;
@@ -147,11 +170,17 @@ class Generator {
   private readonly missing = new Intervals();
   private readonly syncWp = new Intervals();
   private readonly maybeWp = new Intervals();
+  private readonly notAnon = new Intervals();
+  private readonly kinds: readonly MemoryKind[];
+  private readonly thp: boolean;
   /** Ranges registered (or attempted) in WP mode on the current context: where WP ops are interesting. */
   private readonly wpRegistered: [number, number][] = [];
 
-  constructor(seed: number) {
+  constructor(seed: number, opts: RandomProgramOptions) {
     this.rng = new Rng(seed);
+    this.kinds = opts.kinds?.length ? opts.kinds : ['anon'];
+    for (const k of this.kinds) if (!FUZZ_KINDS.includes(k)) throw new Error(`randomProgram cannot map kind ${k}`);
+    this.thp = opts.thp ?? false;
   }
 
   private push(op: Op): void {
@@ -162,6 +191,8 @@ class Generator {
 
   private mappingSize(): number {
     const r = this.rng;
+    // With THP: whole 2 MiB blocks, so that faults and MADV_COLLAPSE can make huge pages.
+    if (this.thp && r.chance(0.4)) return r.int(1, 4) * PMD + (r.chance(0.3) ? r.int(1, 64) * P : 0);
     return (
       r.weighted<() => number>([
         [2, () => 1],
@@ -196,7 +227,7 @@ class Generator {
       const offset = r.chance(0.2) ? r.int(1, 511) * P : 0;
       return WINDOW_START + gib * GIB + block * PMD + offset;
     };
-    if (!prev) return anywhere();
+    if (!prev) return Math.min(anywhere(), WINDOW_END - size);
     const end = prev.addr + prev.size;
     const addr = r.weighted<() => number>([
       [3, () => end], // adjacent: VMAs may merge
@@ -216,9 +247,11 @@ class Generator {
   mmap(prev?: Mapping): void {
     const size = this.mappingSize();
     const addr = this.placement(prev, size);
-    const m = { name: this.newName(), addr, size };
+    const kind = this.kinds.length === 1 ? this.kinds[0]! : this.rng.chance(0.4) ? 'anon' : this.rng.pick(this.kinds);
+    const m = { name: this.newName(), addr, size, kind };
     this.maps.push(m);
-    this.push({ op: 'mmap', addr: BigInt(addr), size: BigInt(size), kind: 'anon', prot: this.prot(), name: m.name });
+    if (kind !== 'anon') this.notAnon.add(addr, addr + size);
+    this.push({ op: 'mmap', addr: BigInt(addr), size: BigInt(size), kind, prot: this.prot(), name: m.name });
   }
 
   /** An existing (or former) mapping. */
@@ -326,7 +359,11 @@ class Generator {
         [1, () => r.pick([1000, 2048, 4097, 6000, 12289])],
       ])();
       let size = b - a;
-      if (r.chance(0.2)) size = r.int(1, P); // a single touch
+      if (r.chance(0.2)) size = Math.min(r.int(1, P), WINDOW_END - a); // a single touch
+      // At most MAX_TOUCHES touches: each touch of a gap is a SIGSEGV (a few microseconds), and a
+      // touch of a range across 1 GiB blocks would run long enough to look like a hang on a busy
+      // machine (the harness calls a step that gets little CPU "blocked").
+      if (size / stride > MAX_TOUCHES) size = MAX_TOUCHES * stride;
       if (size <= 0) continue;
       if (this.blocks(a, a + size, write)) continue;
       this.push({ op: write ? 'write' : 'read', addr: BigInt(a), size: BigInt(size), stride: BigInt(stride) });
@@ -336,7 +373,11 @@ class Generator {
 
   madvise(): void {
     const r = this.rng;
+    const thp = this.thp ? 1 : 0;
     const advice = r.weighted<Advice>([
+      [6 * thp, 'hugepage'],
+      [1 * thp, 'nohugepage'],
+      [3 * thp, 'collapse'],
       [8, 'dontneed'],
       [4, 'guard-install'],
       [3, 'guard-remove'],
@@ -362,6 +403,9 @@ class Generator {
       }
       if ((advice === 'populate-read' || advice === 'populate-write') && this.blocks(a, b, advice === 'populate-write'))
         continue;
+      // MADV_COLLAPSE faults the missing pages in (a MISSING registration would block it).
+      if (advice === 'collapse' && this.blocks(a, b, false)) continue;
+      if (advice === 'guard-install' && this.notAnon.within(a, b).some(([s, e]) => this.maybeWp.intersects(s, e))) continue;
       this.push({ op: 'madvise', addr: BigInt(a), size: BigInt(b - a), advice });
       return;
     }
@@ -586,8 +630,8 @@ class Generator {
       for (let i = 0; i < count; i++) this.uffdRegister();
     }
 
-    const minSteps = opts.minSteps ?? 6;
-    const maxSteps = Math.max(minSteps, opts.maxSteps ?? 40);
+    const maxSteps = opts.maxSteps ?? Math.max(40, opts.minSteps ?? 0);
+    const minSteps = Math.min(opts.minSteps ?? 6, maxSteps);
     const steps = r.int(minSteps, maxSteps);
     for (let i = 0; i < steps; i++) {
       r.weighted<() => void>([
@@ -642,7 +686,7 @@ export function seedName(seed: number): string {
  * but the scans is may_fail. Addresses stay inside [WINDOW_START, WINDOW_END).
  */
 export function randomProgram(seed: number, opts: RandomProgramOptions = {}): Program {
-  const g = new Generator(seed >>> 0);
+  const g = new Generator(seed >>> 0, opts);
   g.build(opts);
   const name = seedName(seed);
   const file = `${name}.yaml`;

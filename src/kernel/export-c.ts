@@ -1,7 +1,8 @@
 // `exportC(program)`: one standalone, readable C program that performs a scenario on the real
-// kernel and prints the same JSON lines as the replay harness. It is the runtime part of replay.c
-// (everything above its stdin driver) followed by a generated main() that calls the step functions
-// in order with literal arguments.
+// kernel and prints its results as `pagemap-scan run --json` does (scenario-format.md,
+// "Machine-readable output"). It is the runtime part of replay.c (everything above its stdin
+// driver) in its OUTPUT_CONTRACT mode, followed by a generated main() that calls the step
+// functions in order with literal arguments.
 
 import { CATEGORY_NAMES, FLAG_NAMES, PAGE_SIZE, UFFD_FEATURES, UFFD_REGISTER_MODES } from '../uapi';
 import { ADVICES, type Program, type Step, VEC_ADDR } from '../scenario/program';
@@ -26,6 +27,18 @@ export interface ExportCOptions {
 }
 
 const comment = (text: string): string => text.replace(/\*\//g, '* /').replace(/\r?\n/g, ' ');
+
+/** A C string literal of `text` (UTF-8 bytes; `?` escaped so no trigraph can form under -std=c11). */
+export function cString(text: string): string {
+  let out = '"';
+  for (const byte of Buffer.from(text, 'utf8')) {
+    const ch = String.fromCharCode(byte);
+    if (ch === '"' || ch === '\\' || ch === '?') out += '\\' + ch;
+    else if (byte < 0x20 || byte >= 0x7f) out += '\\' + byte.toString(8).padStart(3, '0');
+    else out += ch;
+  }
+  return out + '"';
+}
 
 function u64(v: bigint): string {
   return `0x${v.toString(16)}ULL`;
@@ -88,7 +101,7 @@ function stepCall(step: Step, name: (a: bigint) => string | undefined): string[]
   };
   const size = (v: bigint): string =>
     v % BigInt(PAGE_SIZE) === 0n && v !== 0n ? `${u64(v)} /* ${v / BigInt(PAGE_SIZE)}p */` : u64(v);
-  const stop = (call: string): string[] => [`if (!${call})`, '\treturn 0;'];
+  const stop = (call: string): string[] => [`if (!${call})`, '\treturn 2; /* stopped: printed why */'];
   switch (op.op) {
     case 'mmap':
       return stop(`do_mmap(${n}, ${mf}, ${addr(op.addr)}, ${size(op.size)}, "${op.kind}", ${protC(op.prot)})`);
@@ -165,8 +178,12 @@ export function exportC(program: Program, opts: ExportCOptions = {}): string {
       : []),
     ' *',
     ' * Build and run:  cc -std=c11 -Wall -Werror -o scenario scenario.c && ./scenario',
-    ' * Prints one JSON line per step (the same lines as `pagemap-scan run --kernel` gets from its',
-    ' * harness). The runtime below is src/kernel/replay.c without its stdin driver.',
+    ' * Prints the results as one JSON document, in the shape of `pagemap-scan run --json`:',
+    ' *   { "scenario": NAME, "kernel": <uname -r>, "steps": [ {step, op, ret, errno, walk_end?,',
+    ' *     regions?: [{start, end, categories: [names]}]} ], "stopped"?: {step, message} }',
+    ' * Exit status: 0 when every step ran, 2 when one stopped the scenario (see "stopped"),',
+    ' * 3 when this kernel has no PAGEMAP_SCAN. The runtime below is src/kernel/replay.c without',
+    ' * its stdin driver.',
     ' */',
     '',
     replayRuntime(),
@@ -174,6 +191,8 @@ export function exportC(program: Program, opts: ExportCOptions = {}): string {
     '',
     'int main(void)',
     '{',
+    '\toutput_mode = OUTPUT_CONTRACT; /* print what `pagemap-scan run --json` prints */',
+    `\tscenario_name = ${cString(program.name)};`,
     `\tharness_init(${timeout}, ${limit}); /* hang when blocked ${timeout} ms, or running ${limit} ms */`,
   );
   for (const step of program.steps) {

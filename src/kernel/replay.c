@@ -10,7 +10,14 @@
  * src/kernel/export-c.ts reuses part 1 verbatim and appends a generated main() that calls the
  * step functions with literal arguments, so keep part 1 free of anything stdin-specific.
  *
- * Output, one JSON object per line:
+ * Two output modes (output_mode, chosen before harness_init()):
+ *   OUTPUT_LINES (the replay harness): the line protocol below, parsed by src/kernel/protocol.ts.
+ *   OUTPUT_CONTRACT (export-c programs): one JSON document in the shape of `pagemap-scan run --json`
+ *     (scenario-format.md "Machine-readable output"): {"scenario", "kernel", "steps": [...]}, each
+ *     step {step, op, ret, errno} and for scans {walk_end, regions: [{start, end, categories:
+ *     [names in bit order]}]}, plus "stopped": {step, message} when the scenario stopped early.
+ *
+ * Line protocol (OUTPUT_LINES), one JSON object per line:
  *   {"harness":{...}}                        first line: kernel probes and the harness's own mappings
  *   {"step":N,"op":"mmap","ret":0,"errno":null}
  *   {"step":N,"op":"pagemap_scan","ret":R,"errno":null,"walk_end":"0x..."|null,
@@ -150,10 +157,19 @@ static volatile sig_atomic_t fault_signal;
  * turns out to be stuck (one line for "blocked", one for "busy"). */
 static volatile sig_atomic_t in_step;
 static uint64_t step_start_ns, step_cpu_ns;
-static char hang_blocked[320], hang_busy[320];
+static char hang_blocked[512], hang_busy[512];
 static size_t hang_blocked_len, hang_busy_len;
 
 static char stdout_buf[1 << 16];
+
+/* What the output looks like (see the top of this file). */
+enum output_mode { OUTPUT_LINES, OUTPUT_CONTRACT };
+static enum output_mode output_mode = OUTPUT_LINES;
+/* OUTPUT_CONTRACT: the scenario's name, and how many steps have been printed so far. */
+static const char *scenario_name = "";
+static unsigned steps_printed;
+/* OUTPUT_CONTRACT: why the scenario stopped, for "stopped": {"step", "message"}. */
+static char stop_message[512];
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
@@ -216,9 +232,12 @@ static void json_string(const char *s)
 	putchar('"');
 }
 
-/* The common head of a step's line: {"step":N,"op":"...","ret":R,"errno":... */
+/* The common head of a step's result: {"step":N,"op":"...","ret":R,"errno":... (in the contract
+ * document, preceded by the separator from the previous step). */
 static void print_head(unsigned step, const char *op, long ret, const char *err)
 {
+	if (output_mode == OUTPUT_CONTRACT)
+		printf("%s\n    ", steps_printed++ ? "," : "");
 	printf("{\"step\":%u,\"op\":\"%s\",\"ret\":%ld,\"errno\":", step, op, ret);
 	if (err)
 		printf("\"%s\"", err);
@@ -226,8 +245,51 @@ static void print_head(unsigned step, const char *op, long ret, const char *err)
 		printf("null");
 }
 
+/* The tail of the contract document: closes "steps" (after `printed` steps), adds "stopped" when
+ * `message` is not NULL. Returns the length written to buf. Async-signal-safe (no stdio). */
+static size_t format_contract_end(char *buf, size_t size, unsigned printed, unsigned step, const char *message)
+{
+	size_t n = 0;
+	const char *close = printed ? "\n  ]" : "]";
+	for (const char *c = close; *c && n + 1 < size; c++)
+		buf[n++] = *c;
+	if (message) {
+		int k = snprintf(buf + n, size - n, ",\n  \"stopped\": {\"step\": %u, \"message\": \"", step);
+		n += k > 0 ? (size_t)k : 0;
+		/* JSON-escape the message. */
+		for (const unsigned char *m = (const unsigned char *)message; *m && n + 8 < size; m++) {
+			if (*m == '"' || *m == '\\') {
+				buf[n++] = '\\';
+				buf[n++] = (char)*m;
+			} else if (*m < 0x20) {
+				n += (size_t)snprintf(buf + n, size - n, "\\u%04x", *m);
+			} else {
+				buf[n++] = (char)*m;
+			}
+		}
+		if (n + 2 < size) {
+			buf[n++] = '"';
+			buf[n++] = '}';
+		}
+	}
+	const char *tail = "\n}\n";
+	for (const char *c = tail; *c && n + 1 < size; c++)
+		buf[n++] = *c;
+	buf[n < size ? n : size - 1] = 0;
+	return n;
+}
+
+/* The end of the output: {"end":...} (lines), or the tail of the contract document. */
 static void print_end(const char *how, unsigned step, const char *reason)
 {
+	if (output_mode == OUTPUT_CONTRACT) {
+		char tail[1024];
+		format_contract_end(tail, sizeof(tail), steps_printed, step,
+				    strcmp(how, "stopped") ? NULL : (stop_message[0] ? stop_message : reason));
+		fputs(tail, stdout);
+		fflush(stdout);
+		return;
+	}
 	if (reason)
 		printf("{\"end\":\"%s\",\"step\":%u,\"reason\":\"%s\"}\n", how, step, reason);
 	else
@@ -271,7 +333,7 @@ static void on_alarm(int sig)
 	ssize_t written = blocked ? write(STDOUT_FILENO, hang_blocked, hang_blocked_len)
 				  : write(STDOUT_FILENO, hang_busy, hang_busy_len);
 	(void)written;
-	_exit(0);
+	_exit(output_mode == OUTPUT_CONTRACT ? 2 : 0);
 }
 
 static void on_fault(int sig)
@@ -287,6 +349,20 @@ static void on_fault(int sig)
 
 static size_t format_hang(char *buf, size_t size, unsigned step, const char *op, const char *how, unsigned ms)
 {
+	if (output_mode == OUTPUT_CONTRACT) {
+		/* The step has no result: the document ends with why. Nothing of this step is printed
+		 * before the hang (its result is printed after the system call returns). */
+		char message[256];
+		if (!strcmp(how, "busy"))
+			snprintf(message, sizeof(message),
+				 "%s: still running after %u ms on the kernel (hang: e.g. a system call that restarts forever)",
+				 op, ms);
+		else
+			snprintf(message, sizeof(message),
+				 "%s: blocked for %u ms on the kernel (hang: e.g. a fault waiting for a userfaultfd reader that does not exist)",
+				 op, ms);
+		return format_contract_end(buf, size, steps_printed, step, message);
+	}
 	int n = snprintf(buf, size,
 			 "{\"step\":%u,\"op\":\"%s\",\"ret\":-1,\"errno\":null,\"hang\":\"%s\",\"timeout_ms\":%u}\n"
 			 "{\"end\":\"stopped\",\"step\":%u,\"reason\":\"hang\"}\n",
@@ -315,6 +391,12 @@ static void end_step(void)
 static bool report_unsupported(unsigned step, const char *op, const char *why)
 {
 	end_step();
+	if (output_mode == OUTPUT_CONTRACT) {
+		/* Not a result: the document ends with why. */
+		snprintf(stop_message, sizeof(stop_message), "%s: cannot be reproduced on this kernel: %s", op, why);
+		print_end("stopped", step, "unsupported");
+		return false;
+	}
 	print_head(step, op, -1, NULL);
 	printf(",\"unsupported\":");
 	json_string(why);
@@ -355,9 +437,11 @@ static bool finish(unsigned step, const char *op, bool may_fail, long ret, int e
 {
 	end_step();
 	print_head(step, op, ret, ret < 0 ? errno_name(err) : NULL);
-	printf("}\n");
+	printf(output_mode == OUTPUT_CONTRACT ? "}" : "}\n");
 	fflush(stdout);
 	if (ret < 0 && !may_fail) {
+		snprintf(stop_message, sizeof(stop_message), "%s failed with %s (add may_fail: true to make it a result)",
+			 op, errno_name(err));
 		print_end("stopped", step, "failed");
 		return false;
 	}
@@ -419,8 +503,8 @@ static int probe_userfaultfd(uint64_t *features)
 	return err;
 }
 
-/* Set up the harness and print its first line. Exits with status 3 when the kernel has no
- * PAGEMAP_SCAN (nothing here could be reproduced). */
+/* Set up the harness and print its first line (OUTPUT_CONTRACT: the head of the document). Exits
+ * with status 3 when the kernel has no PAGEMAP_SCAN (nothing here could be reproduced). */
 static void harness_init(unsigned timeout_ms, unsigned limit_ms)
 {
 	step_timeout_ms = timeout_ms ? timeout_ms : 1;
@@ -455,6 +539,22 @@ static void harness_init(unsigned timeout_ms, unsigned limit_ms)
 
 	struct utsname u;
 	uname(&u);
+	if (output_mode == OUTPUT_CONTRACT) {
+		if (vec_err || pagemap_err) {
+			fprintf(stderr, "%s: %s (%s)\n", scenario_name,
+				vec_err ? "cannot map the scan output array at 0x600000000000"
+					: "PAGEMAP_SCAN is not available on this kernel (it needs Linux 6.7 or later)",
+				errno_name(vec_err ? vec_err : pagemap_err));
+			exit(3);
+		}
+		printf("{\n  \"scenario\": ");
+		json_string(scenario_name);
+		printf(",\n  \"kernel\": ");
+		json_string(u.release);
+		printf(",\n  \"steps\": [");
+		fflush(stdout);
+		return;
+	}
 	printf("{\"harness\":{\"pid\":%d,\"kernel\":", (int)getpid());
 	json_string(u.release);
 	printf(",\"machine\":");
@@ -621,10 +721,16 @@ bool do_touch(unsigned step, bool may_fail, bool write, uint64_t addr, uint64_t 
 	end_step();
 	if (faults == 0)
 		return finish(step, op, may_fail, 0, 0);
-	print_head(step, op, -1, first_signal == SIGBUS ? "SIGBUS" : "SIGSEGV");
-	printf(",\"fault_addr\":\"0x%" PRIx64 "\",\"faults\":%" PRIu64 "}\n", first_fault, faults);
+	const char *sig = first_signal == SIGBUS ? "SIGBUS" : "SIGSEGV";
+	print_head(step, op, -1, sig);
+	if (output_mode == OUTPUT_CONTRACT)
+		printf("}");
+	else
+		printf(",\"fault_addr\":\"0x%" PRIx64 "\",\"faults\":%" PRIu64 "}\n", first_fault, faults);
 	fflush(stdout);
 	if (!may_fail) {
+		snprintf(stop_message, sizeof(stop_message),
+			 "%s failed with %s at 0x%" PRIx64 " (add may_fail: true to make it a result)", op, sig, first_fault);
 		print_end("stopped", step, "failed");
 		return false;
 	}
@@ -706,6 +812,25 @@ bool do_clear_refs(unsigned step, bool may_fail, uint64_t value)
 	return finish(step, "clear_refs", may_fail, ret < 0 ? -1 : 0, err);
 }
 
+/* PAGE_IS_* names, in bit order (keep in sync with CATEGORY_NAMES in src/uapi.ts). */
+static const char *const category_names[] = {
+	"WPALLOWED", "WRITTEN", "FILE", "PRESENT", "SWAPPED", "PFNZERO", "HUGE", "SOFT_DIRTY", "GUARD",
+};
+
+/* ["WRITTEN","PRESENT"]: the names of the bits set, in bit order (the kernel sets no others). */
+static void print_category_names(uint64_t categories)
+{
+	bool first = true;
+	putchar('[');
+	for (unsigned bit = 0; bit < sizeof(category_names) / sizeof(category_names[0]); bit++) {
+		if (!(categories & (1ULL << bit)))
+			continue;
+		printf("%s\"%s\"", first ? "" : ",", category_names[bit]);
+		first = false;
+	}
+	putchar(']');
+}
+
 /* PAGEMAP_SCAN with exactly `arg` (walk_end aside: when it is page aligned it is replaced by an
  * unaligned sentinel, so that "not written back" can be told apart). Never stops the scenario. */
 bool do_pagemap_scan(unsigned step, struct pm_scan_arg arg)
@@ -737,11 +862,16 @@ bool do_pagemap_scan(unsigned step, struct pm_scan_arg arg)
 	else
 		printf(",\"walk_end\":\"0x%" PRIx64 "\"", (uint64_t)arg.walk_end);
 	printf(",\"regions\":[");
-	for (uint64_t i = 0; i < n; i++)
-		printf("%s{\"start\":\"0x%llx\",\"end\":\"0x%llx\",\"categories\":%llu}", i ? "," : "",
-		       (unsigned long long)vec[i].start, (unsigned long long)vec[i].end,
-		       (unsigned long long)vec[i].categories);
-	printf("]}\n");
+	for (uint64_t i = 0; i < n; i++) {
+		printf("%s{\"start\":\"0x%llx\",\"end\":\"0x%llx\",\"categories\":", i ? "," : "",
+		       (unsigned long long)vec[i].start, (unsigned long long)vec[i].end);
+		if (output_mode == OUTPUT_CONTRACT)
+			print_category_names(vec[i].categories);
+		else
+			printf("%llu", (unsigned long long)vec[i].categories);
+		printf("}");
+	}
+	printf(output_mode == OUTPUT_CONTRACT ? "]}" : "]}\n");
 	fflush(stdout);
 	return true;
 }
