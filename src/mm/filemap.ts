@@ -127,6 +127,7 @@ export function doFileFault(mm: MmStruct, vma: Vma, addr: number, write: boolean
     // do_shared_fault() maps the page cache page; do_cow_fault() a private anonymous copy.
     const shared = isSharedMapping(vma);
     if (shared) vma.mapping.dirty.set(off, off + 1, 1);
+    else mm.anonVmaPrepare(vma); // do_cow_fault()
     mm.pte.set(addr, addr + PAGE_SIZE, shared ? PTE_PRESENT | PTE_FILE : PTE_PRESENT);
     return;
   }
@@ -138,7 +139,10 @@ export function doFileFault(mm: MmStruct, vma: Vma, addr: number, write: boolean
     next &= ~PTE_UFFD_WP;
   }
   // do_wp_page(): a shared mapping writes to the cached page; a private one copies it.
-  if (next & PTE_FILE && !isSharedMapping(vma)) next = PTE_PRESENT;
+  if (next & PTE_FILE && !isSharedMapping(vma)) {
+    mm.anonVmaPrepare(vma);
+    next = PTE_PRESENT;
+  }
   if (next & PTE_FILE) vma.mapping.dirty.set(off, off + 1, 1);
   if (next !== pte) mm.pte.set(addr, addr + PAGE_SIZE, next);
 }

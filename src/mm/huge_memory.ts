@@ -106,6 +106,8 @@ export function largeFolioBlocks(mm: MmStruct, start: number, end: number): numb
  */
 export function madviseCollapse(mm: MmStruct, vma: Vma, start: number, end: number): ErrnoName | null {
   if (!vmaIsAnonymous(vma) || vma.thp === 'nohugepage') return 'EINVAL';
+  // hugepage_vma_revalidate(): an anonymous VMA with no anon_vma yet is SCAN_PAGE_ANON.
+  if (vma.anonVma === null && roundUp(start, PMD_SIZE) < roundDown(end, PMD_SIZE)) return 'EINVAL';
   const hstart = roundUp(start, PMD_SIZE);
   const hend = roundDown(end, PMD_SIZE);
   let failed: ErrnoName | null = null;

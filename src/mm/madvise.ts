@@ -22,7 +22,7 @@ import {
 import { zapRange } from './memory';
 import { largeFolioBlocks, madviseCollapse, splitFolio } from './huge_memory';
 import { filePageout, fileRemove, fileWillneed, isSharedMapping } from './filemap';
-import { splitVmas, userRange } from './mmap';
+import { modifyVmas, userRange } from './mmap';
 import { fillNone } from './userfaultfd';
 import { hugePageSize, isHugetlb, isPfnmap, userfaultfdWp, vmaIsAnonymous, VM_DONTCOPY, VM_RAND_READ, VM_SEQ_READ, type Vma } from './vma';
 import { hugetlbZap } from './hugetlb';
@@ -38,14 +38,14 @@ interface VmaRange {
 }
 
 /** Advice that only changes VMA flags: madvise_update_vma() splits and merges VMAs. */
-const FLAG_ADVICE: Partial<Record<Advice, (vma: Vma) => void>> = {
-  normal: (vma) => (vma.advice &= ~(VM_SEQ_READ | VM_RAND_READ)),
-  random: (vma) => (vma.advice = (vma.advice & ~VM_SEQ_READ) | VM_RAND_READ),
-  sequential: (vma) => (vma.advice = (vma.advice & ~VM_RAND_READ) | VM_SEQ_READ),
-  dontfork: (vma) => (vma.advice |= VM_DONTCOPY),
-  dofork: (vma) => (vma.advice &= ~VM_DONTCOPY),
-  hugepage: (vma) => (vma.thp = 'hugepage'),
-  nohugepage: (vma) => (vma.thp = 'nohugepage'),
+const FLAG_ADVICE: Partial<Record<Advice, (vma: Vma) => Partial<Vma>>> = {
+  normal: (vma) => ({ advice: vma.advice & ~(VM_SEQ_READ | VM_RAND_READ) }),
+  random: (vma) => ({ advice: (vma.advice & ~VM_SEQ_READ) | VM_RAND_READ }),
+  sequential: (vma) => ({ advice: (vma.advice & ~VM_RAND_READ) | VM_SEQ_READ }),
+  dontfork: (vma) => ({ advice: vma.advice | VM_DONTCOPY }),
+  dofork: (vma) => ({ advice: vma.advice & ~VM_DONTCOPY }),
+  hugepage: () => ({ thp: 'hugepage' }),
+  nohugepage: () => ({ thp: 'nohugepage' }),
 };
 
 /** Advice that acts on the entries of each VMA range. */
@@ -74,8 +74,7 @@ export function doMadvise(mm: MmStruct, addr: bigint, len: bigint, advice: Advic
   const unmapped = !mm.fullyMapped(start, end);
   const flag = FLAG_ADVICE[advice];
   if (flag) {
-    for (const vma of splitVmas(mm, start, end)) flag(vma);
-    mm.mergeAround(start, end);
+    modifyVmas(mm, start, end, flag);
   } else {
     const apply = RANGE_ADVICE[advice]!;
     for (const vma of mm.vmasIn(start, end)) {
@@ -178,6 +177,7 @@ function madviseGuardInstall(mm: MmStruct, r: VmaRange): ErrnoName | null {
   if (r.vma.mapping && (markers || (userfaultfdWp(r.vma) && anyWriteProtected(mm, r)))) {
     throw new NotModelled('MADV_GUARD_INSTALL here never returns: the kernel retries forever over uffd-wp markers');
   }
+  if (vmaIsAnonymous(r.vma)) mm.anonVmaPrepare(r.vma);
   zapRange(mm, r.vma, r.start, r.end);
   mm.allocPteTables(r.start, r.end);
   fillNone(mm, r.start, r.end, PTE_MARKER_GUARD);

@@ -65,6 +65,7 @@ export function handleMmFault(
   const blockEnd = Math.min(end, roundDown(start, PMD_SIZE) + PMD_SIZE);
   if (thpFaultAllowed(mm, vma, start, system)) {
     if (vma.uffd & UFFD_REGISTER_MODES.MISSING) throw blocksOnMissing();
+    mm.anonVmaPrepare(vma); // before the huge zero page too (vmf_anon_prepare())
     doHugePmdAnonymousPage(mm, start, write);
     if (write) mm.data.set(mm.pte.index(start), mm.pte.index(blockEnd), 1);
     return { outcome: 'ok', next: blockEnd };
@@ -108,6 +109,8 @@ function handlePteFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, start: numb
   const pte = isTable(mm.pmd.get(start)) ? mm.pte.get(start) : undefined;
   const next = faultedPte(vma, ctx, pte, write);
   if (next === 'SIGSEGV') return next;
+  // A new anonymous page needs the VMA's anon_vma; the zero page does not.
+  if (write) mm.anonVmaPrepare(vma);
   const lo = mm.pte.index(start);
   const hi = mm.pte.index(end);
   if (write) mm.data.set(lo, hi, 1);

@@ -13,7 +13,9 @@ import { PAGE_SHIFT, PMD_SIZE, PUD_SIZE } from '../uapi';
 import { RunMap } from './runmap';
 import { isHugeLeaf, TABLE } from './pte';
 import { DEFAULT_PROFILE, PROFILES, type KernelProfile } from '../profiles';
-import { canMerge, type Vma } from './vma';
+import { anonVmaCompatible, canMerge, type Vma } from './vma';
+
+let nextAnonVma = 1;
 
 export const P4D_SIZE = 512 * PUD_SIZE;
 const PMD_SHIFT = 21;
@@ -128,7 +130,10 @@ export class MmStruct {
     while (i + 1 < this.vmas.length && this.vmas[i].start <= end) {
       const prev = this.vmas[i];
       const next = this.vmas[i + 1];
-      if (canMerge(prev, next)) this.vmas.splice(i, 2, { ...prev, end: next.end, softDirty: prev.softDirty || next.softDirty });
+      if (canMerge(prev, next)) {
+        const merged = { ...prev, end: next.end, softDirty: prev.softDirty || next.softDirty, anonVma: prev.anonVma ?? next.anonVma };
+        this.vmas.splice(i, 2, merged);
+      }
       else i++;
     }
   }
@@ -141,6 +146,20 @@ export class MmStruct {
   }
 
   // ---- page-table pages ----------------------------------------------------------------
+
+  /**
+   * anon_vma_prepare(): the VMA of addr gets an anon_vma, shared with a compatible neighbour that
+   * has one (find_mergeable_anon_vma(): the next VMA first, then the previous), else a new one.
+   */
+  anonVmaPrepare(vma: Vma): void {
+    if (vma.anonVma !== null) return;
+    const i = this.vmas.indexOf(vma);
+    const next = this.vmas[i + 1];
+    const prev = this.vmas[i - 1];
+    if (next && next.anonVma !== null && anonVmaCompatible(vma, next)) vma.anonVma = next.anonVma;
+    else if (prev && prev.anonVma !== null && anonVmaCompatible(prev, vma)) vma.anonVma = prev.anonVma;
+    else vma.anonVma = nextAnonVma++;
+  }
 
   /** Allocate the PUD and PMD tables covering [start, end) (pud_alloc(), pmd_alloc()). */
   allocPmdTables(start: number, end: number): void {

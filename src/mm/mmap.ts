@@ -1,7 +1,7 @@
 // mmap(MAP_FIXED_NOREPLACE), munmap() and mprotect() (mm/mmap.c, mm/vma.c, mm/mprotect.c).
 // Each returns null on success or the errno name.
 
-import { PAGE_SIZE, PMD_SIZE, TASK_SIZE_MAX, type ErrnoName } from '../uapi';
+import { PAGE_SIZE, PMD_SIZE, PROT_WRITE, TASK_SIZE_MAX, type ErrnoName } from '../uapi';
 import type { MemoryKind } from '../scenario/program';
 import { isAligned, roundUp, type MmStruct } from './mm';
 import { hugetlbZap } from './hugetlb';
@@ -9,7 +9,7 @@ import { AddressSpace } from './filemap';
 import { isHugeLeaf, PTE_PRESENT, PTE_SPECIAL } from './pte';
 import { splitHugePmd } from './huge_memory';
 import { zapRange } from './memory';
-import { hugePageSize, isHugetlb, type Vma } from './vma';
+import { accountable, hugePageSize, isHugetlb, vmaIsAnonymous, type Vma } from './vma';
 
 const FILE_KINDS: readonly MemoryKind[] = ['shared-anon', 'file-private', 'file-shared', 'memfd-private', 'memfd-shared'];
 
@@ -37,7 +37,18 @@ export function doMmap(
   if (addr % BigInt(PAGE_SIZE) !== 0n) return 'EINVAL';
   if (addr > BigInt(TASK_SIZE_MAX - size)) return 'ENOMEM';
   const start = Number(addr);
-  const vma: Vma = { start, end: start + size, kind, prot, thp: 'none', advice: 0, uffd: 0, softDirty: false };
+  const vma: Vma = {
+    start,
+    end: start + size,
+    kind,
+    prot,
+    thp: 'none',
+    advice: 0,
+    uffd: 0,
+    softDirty: false,
+    account: accountable({ kind, prot }),
+    anonVma: null,
+  };
   if (isHugetlb(vma)) {
     // hugetlb_get_unmapped_area(): an aligned address; the length is rounded up to huge pages.
     const huge = hugePageSize(vma);
@@ -63,6 +74,16 @@ export function doMmap(
   return null;
 }
 
+/**
+ * VM_ACCOUNT after mprotect_fixup(): charged when a private mapping becomes writable; given back
+ * when an anonymous one without anon_vma stops being writable.
+ */
+function mprotectAccount(vma: Vma, prot: number): boolean {
+  if (prot & PROT_WRITE) return vma.account || accountable({ kind: vma.kind, prot });
+  if (vma.account && vmaIsAnonymous(vma) && vma.anonVma === null) return false;
+  return vma.account;
+}
+
 /** A hugetlb VMA is only ever split at huge-page boundaries (hugetlb_split()). */
 function hugetlbMisaligned(mm: MmStruct, start: number, end: number): boolean {
   return mm.vmasIn(start, end).some((v) => isHugetlb(v) && (start % hugePageSize(v) !== 0 || (end < v.end && end % hugePageSize(v) !== 0)));
@@ -86,6 +107,20 @@ export function splitVmas(mm: MmStruct, start: number, end: number): Vma[] {
     if (!isAligned(addr, PMD_SIZE) && isHugeLeaf(mm.pmd.get(addr)) && mm.vmaLookup(addr)) splitHugePmd(mm, addr);
   }
   return mm.splitAt(start, end);
+}
+
+/**
+ * vma_modify() over [start, end): each VMA for which `change` returns new fields is split to the
+ * range and changed; VMAs that would not change are left whole (mprotect_fixup(),
+ * madvise_update_vma() and userfaultfd_register_range() all skip them). Then neighbours merge.
+ */
+export function modifyVmas(mm: MmStruct, start: number, end: number, change: (vma: Vma) => Partial<Vma> | null): void {
+  for (const vma of mm.vmasIn(start, end)) {
+    const fields = change(vma);
+    if (!fields || Object.entries(fields).every(([k, v]) => vma[k as keyof Vma] === v)) continue;
+    for (const part of splitVmas(mm, Math.max(start, vma.start), Math.min(end, vma.end))) Object.assign(part, fields);
+  }
+  mm.mergeAround(start, end);
 }
 
 /** do_vmi_munmap() */
@@ -126,8 +161,7 @@ export function doMprotect(mm: MmStruct, addr: bigint, len: bigint, prot: number
     pos = vma.end;
   }
   const covered = Math.min(end, err ? pos : end);
-  for (const vma of splitVmas(mm, start, covered)) vma.prot = prot;
-  mm.mergeAround(start, covered);
+  modifyVmas(mm, start, covered, (vma) => ({ prot, account: mprotectAccount(vma, prot) }));
   if (!err && pos < end) err = 'ENOMEM';
   return err;
 }

@@ -20,6 +20,7 @@ import {
 import { splitHugePmd } from './huge_memory';
 import { hugePageSize, isHugetlb, userfaultfdWp, vmaIsAnonymous, type Vma } from './vma';
 import { hugetlbChangeProtection } from './hugetlb';
+import { modifyVmas } from './mmap';
 
 /** struct userfaultfd_ctx: the features UFFDIO_API settled on. */
 export interface UffdCtx {
@@ -133,8 +134,8 @@ export function uffdioRegister(mm: MmStruct, ctx: UffdCtx, addr: bigint, len: bi
       if ((vma.start < range.start && range.start % size) || (range.end < vma.end && range.end % size)) return 'EINVAL';
     }
   }
-  for (const vma of mm.splitAt(range.start, range.end)) vma.uffd = m;
-  mm.mergeAround(range.start, range.end);
+  // A VMA already registered with every requested mode is left as it is.
+  modifyVmas(mm, range.start, range.end, (vma) => (vma.uffd && (vma.uffd & m) === m ? null : { uffd: m }));
   return null;
 }
 
@@ -143,11 +144,6 @@ function mayWrite(vma: Vma): boolean {
   return vma.kind !== 'pfnmap';
 }
 
-/** userfaultfd_clear_vma(): un-protect what is write-protected, then forget the registration. */
-function clearVma(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, start: number, end: number): void {
-  if (userfaultfdWp(vma)) uffdWpRange(mm, vma, ctx, start, end, false);
-  vma.uffd = 0;
-}
 
 /** UFFDIO_UNREGISTER */
 export function uffdioUnregister(mm: MmStruct, ctx: UffdCtx, addr: bigint, len: bigint): ErrnoName | null {
@@ -157,17 +153,17 @@ export function uffdioUnregister(mm: MmStruct, ctx: UffdCtx, addr: bigint, len: 
   const vmas = mm.vmasIn(range.start, range.end);
   if (vmas.length === 0) return 'EINVAL';
   for (const vma of vmas) if (!vmaCanUserfault(vma, vma.uffd, wpAsync)) return 'EINVAL';
-  for (const vma of mm.splitAt(range.start, range.end)) {
-    if (vma.uffd) clearVma(mm, vma, ctx, vma.start, vma.end);
+  for (const vma of vmas) {
+    if (userfaultfdWp(vma)) uffdWpRange(mm, vma, ctx, Math.max(range.start, vma.start), Math.min(range.end, vma.end), false);
   }
-  mm.mergeAround(range.start, range.end);
+  modifyVmas(mm, range.start, range.end, (vma) => (vma.uffd ? { uffd: 0 } : null));
   return null;
 }
 
 /** Closing the last reference: every registration is cleared (userfaultfd_release()). */
 export function uffdRelease(mm: MmStruct, ctx: UffdCtx): void {
-  for (const vma of mm.vmas) if (vma.uffd) clearVma(mm, vma, ctx, vma.start, vma.end);
-  if (mm.vmas.length) mm.mergeAround(mm.vmas[0].start, mm.vmas[mm.vmas.length - 1].end);
+  for (const vma of mm.vmas) if (userfaultfdWp(vma)) uffdWpRange(mm, vma, ctx, vma.start, vma.end, false);
+  if (mm.vmas.length) modifyVmas(mm, mm.vmas[0].start, mm.vmas[mm.vmas.length - 1].end, (vma) => (vma.uffd ? { uffd: 0 } : null));
 }
 
 /** UFFDIO_WRITEPROTECT -> mwriteprotect_range(): VMA by VMA, ENOENT at the first that is not uffd-wp. */

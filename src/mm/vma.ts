@@ -2,7 +2,7 @@
 // Invariants: start < end, both page aligned (hugetlb: huge-page aligned); VMAs never overlap.
 
 import type { MemoryKind } from '../scenario/program';
-import { UFFD_REGISTER_MODES } from '../uapi';
+import { PROT_WRITE, UFFD_REGISTER_MODES } from '../uapi';
 import type { AddressSpace } from './filemap';
 
 export type ThpAdvice = 'none' | 'hugepage' | 'nohugepage';
@@ -21,6 +21,10 @@ export interface Vma {
   uffd: number;
   /** VM_SOFTDIRTY (only in kernel profiles with CONFIG_MEM_SOFT_DIRTY). */
   softDirty: boolean;
+  /** VM_ACCOUNT: a private writable mapping charged to the commit limit. */
+  account: boolean;
+  /** vma->anon_vma, by identity; null until the first anonymous page (anon_vma_prepare()). */
+  anonVma: number | null;
   /** vm_file->f_mapping, for file, memfd and shared-anon (shmem) VMAs. */
   mapping?: AddressSpace;
   /** The address at which offset 0 of the file would be mapped: pgoff = (addr - fileBase) / 4096. */
@@ -36,15 +40,42 @@ export const hugePageSize = (vma: Vma): number =>
 /** userfaultfd_wp(): VM_UFFD_WP */
 export const userfaultfdWp = (vma: Vma): boolean => (vma.uffd & UFFD_REGISTER_MODES.WP) !== 0;
 
-/** Field-wise equality of everything but the range: what is_mergeable_vma() compares. */
-export function sameVmaFlags(a: Vma, b: Vma): boolean {
-  return a.kind === b.kind && a.prot === b.prot && a.thp === b.thp && a.advice === b.advice && a.uffd === b.uffd;
+/** vm_flags equality but for `ignoreProt` (VM_ACCESS_FLAGS) and VM_SOFTDIRTY, which never count. */
+export function sameVmaFlags(a: Vma, b: Vma, ignoreProt = false): boolean {
+  return (
+    a.kind === b.kind &&
+    (ignoreProt || a.prot === b.prot) &&
+    a.thp === b.thp &&
+    a.advice === b.advice &&
+    a.uffd === b.uffd &&
+    a.account === b.account
+  );
 }
 
-/** Neighbours merge when nothing tells them apart: anonymous, or the same file at the same offsets. */
+/** Same backing: anonymous, or the same file at the same offsets. */
+function sameBacking(a: Vma, b: Vma): boolean {
+  return a.kind === 'anon' ? b.kind === 'anon' : a.mapping !== undefined && a.mapping === b.mapping && a.fileBase === b.fileBase;
+}
+
+/**
+ * is_mergeable_vma() and is_mergeable_anon_vma(): adjacent, equal flags and backing, and anon_vmas
+ * that are equal or not yet there. hugetlb and PFNMAP VMAs never merge here.
+ */
 export function canMerge(prev: Vma, next: Vma): boolean {
-  if (prev.end !== next.start || !sameVmaFlags(prev, next) || isHugetlb(prev)) return false;
-  return prev.kind === 'anon' || (prev.mapping !== undefined && prev.mapping === next.mapping && prev.fileBase === next.fileBase);
+  if (prev.end !== next.start || !sameVmaFlags(prev, next) || isHugetlb(prev) || isPfnmap(prev)) return false;
+  if (!sameBacking(prev, next)) return false;
+  return prev.anonVma === null || next.anonVma === null || prev.anonVma === next.anonVma;
+}
+
+/** anon_vma_compatible(): a neighbour whose anon_vma a VMA may share (find_mergeable_anon_vma()). */
+export function anonVmaCompatible(a: Vma, b: Vma): boolean {
+  return a.end === b.start && sameVmaFlags(a, b, true) && sameBacking(a, b);
+}
+
+/** accountable_mapping(): private, writable, not hugetlb. */
+export function accountable(vma: Pick<Vma, 'kind' | 'prot'>): boolean {
+  const shared = vma.kind === 'shared-anon' || vma.kind.endsWith('-shared') || vma.kind === 'pfnmap';
+  return !shared && !vma.kind.startsWith('hugetlb') && (vma.prot & PROT_WRITE) !== 0;
 }
 
 export const VM_SEQ_READ = 1 << 0;

@@ -25,7 +25,7 @@ export function readScenarioText(path: string): string {
     if (st.isDirectory()) fail('is a directory, not a scenario file');
     if (!st.isFile()) fail('is not a regular file');
     if (st.size > MAX_FILE_BYTES) fail(`too large (${st.size} bytes; the limit is ${MAX_FILE_BYTES})`);
-    bytes = fs.readFileSync(path);
+    bytes = readAtMost(path, MAX_FILE_BYTES + 1);
   } catch (e) {
     if (e instanceof InputError) throw e;
     return fail(ioMessage(e));
@@ -36,6 +36,29 @@ export function readScenarioText(path: string): string {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     return fail('not UTF-8 text; a scenario is YAML text in UTF-8');
+  }
+}
+
+/**
+ * Up to `limit` bytes of a file. A regular file can be longer than its size says (files of /proc
+ * and /sys say 0: /proc/self/pagemap would stream hundreds of gigabytes): never read past limit.
+ */
+function readAtMost(path: string, limit: number): Buffer {
+  // O_NONBLOCK: a "regular" file that would wait for data (/proc/kmsg) fails with EAGAIN instead.
+  const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    while (total < limit) {
+      const chunk = Buffer.alloc(Math.min(1 << 20, limit - total));
+      const n = fs.readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      chunks.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+      total += n;
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

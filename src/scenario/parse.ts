@@ -14,8 +14,8 @@ export const LIMITS = {
   maxDepth: 32,
   /** Alias dereferences in the whole document (yaml's maxAliasCount applies to toJS only, unused). */
   maxAliases: 100,
-  /** Nodes of the plain value, aliases expanded. */
-  maxNodes: 200_000,
+  /** Nodes of the plain value, aliases expanded (the largest bundled scenario has about 5,000). */
+  maxNodes: 50_000,
 };
 
 export type Path = readonly (string | number)[];
@@ -101,14 +101,17 @@ export function parseYaml(input: string, file: string): Source {
   }
 
   const tokens = tokenize(text, lines);
-  if (!Array.isArray(tokens)) return fail(tokens.tooDeep, `nested more than ${LIMITS.maxDepth} levels deep`);
+  if ('tooDeep' in tokens) return fail(tokens.tooDeep, `nested more than ${LIMITS.maxDepth} levels deep`);
+  if ('tooMany' in tokens) return fail(tokens.tooMany, `more than ${LIMITS.maxNodes} values`);
   const deep = tooDeep(tokens);
   if (deep !== undefined) fail(deep, `nested more than ${LIMITS.maxDepth} levels deep`);
 
+  // Duplicate keys are found by toPlain(): yaml's own check (uniqueKeys) is quadratic in the
+  // number of keys of a mapping, which a hostile file turns into minutes.
   const composer = new Composer({
     schema: 'core',
     intAsBigInt: true,
-    uniqueKeys: true,
+    uniqueKeys: false,
     prettyErrors: false,
   });
   const docs = Array.from(composer.compose(tokens));
@@ -160,16 +163,26 @@ function textPosition(text: string, offset: number): { line: number; col: number
 }
 
 /**
- * Lex and parse to CST tokens, as Parser.parse() does, but stop at the first flow collection
- * nested too deep: the parser is slow on thousands of nested `[`, and a scenario needs few.
+ * Lexemes that start a value (a scalar, a flow collection, an alias) or introduce one (a key, a
+ * `-`): at most two per value, so more than 2 * maxNodes of them means too many values, found
+ * before the (slow) parser has gone through a file of several megabytes.
  */
-function tokenize(text: string, lines: LineCounter): CST.Token[] | { tooDeep: number } {
+const VALUE_LEXEMES = new Set(['scalar', 'seq-item-ind', 'flow-map-start', 'flow-seq-start', 'alias']);
+
+/**
+ * Lex and parse to CST tokens, as Parser.parse() does, but stop at the first flow collection
+ * nested too deep (the parser is slow on thousands of nested `[`, and a scenario needs few) and
+ * as soon as there are certainly too many values.
+ */
+function tokenize(text: string, lines: LineCounter): CST.Token[] | { tooDeep: number } | { tooMany: number } {
   const parser = new Parser(lines.addNewLine);
   lines.addNewLine(0);
   const tokens: CST.Token[] = [];
   let flow = 0;
+  let values = 0;
   for (const lexeme of new Lexer().lex(text)) {
     const type = CST.tokenType(lexeme);
+    if (type !== null && VALUE_LEXEMES.has(type) && ++values > 2 * LIMITS.maxNodes) return { tooMany: parser.offset };
     if (type === 'flow-seq-start' || type === 'flow-map-start') {
       if (++flow > LIMITS.maxDepth) return { tooDeep: parser.offset };
     } else if ((type === 'flow-seq-end' || type === 'flow-map-end') && flow > 0) flow--;
@@ -235,6 +248,7 @@ function toPlain(doc: Document.Parsed): unknown {
           const got = isScalar(k) ? String(k.value) : isSeq(k) ? 'a list' : isMap(k) ? 'a mapping' : 'an alias';
           throw new YamlProblem(rangeStart(k as Node), `expected a string key, got ${got}`);
         }
+        if (Object.hasOwn(out, pair.key.value)) throw new YamlProblem(rangeStart(pair.key), `duplicate key ${JSON.stringify(pair.key.value)}`);
         Object.defineProperty(out, pair.key.value, {
           value: convert(pair.value, depth + 1),
           enumerable: true,

@@ -91,15 +91,16 @@ function mapping<S extends z.ZodRawShape>(shape: S, what: string) {
   const keys = Object.keys(shape);
   return z.preprocess((raw, ctx) => {
     if (raw === null) return Object.create(null);
-    if (typeof raw === 'object' && !Array.isArray(raw))
-      for (const k of Object.keys(raw as object))
-        if (!Object.hasOwn(shape, k))
-          ctx.addIssue({
-            code: 'custom',
-            message: keys.length ? `unknown key; valid keys for ${what}: ${keys.join(', ')}` : `${what} takes no keys`,
-            path: [k],
-            params: { key: true },
-          });
+    // Only the first unknown key is reported (keys are in file order): locating every one of
+    // thousands of them would take quadratic time.
+    const unknown = typeof raw === 'object' && !Array.isArray(raw) ? Object.keys(raw as object).find((k) => !Object.hasOwn(shape, k)) : undefined;
+    if (unknown !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        message: keys.length ? `unknown key; valid keys for ${what}: ${keys.join(', ')}` : `${what} takes no keys`,
+        path: [unknown],
+        params: { key: true },
+      });
     return raw;
   }, z.object(shape));
 }
