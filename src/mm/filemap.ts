@@ -1,7 +1,7 @@
 // File-backed memory: the page cache of each file (struct address_space) and the faults of
 // file and shmem VMAs (mm/filemap.c, mm/readahead.c, mm/shmem.c, do_fault() in mm/memory.c).
 
-import { PAGE_SIZE, PMD_SIZE } from '../uapi';
+import { PAGE_SIZE, PMD_SIZE, PROT_EXEC } from '../uapi';
 import { NotModelled } from '../errors';
 import { roundDown, type MmStruct } from './mm';
 import { RunMap } from './runmap';
@@ -22,13 +22,24 @@ export class AddressSpace {
   readonly cache = new RunMap();
   /** Pages of a disk file written through a shared mapping and not yet written back. */
   readonly dirty = new RunMap();
-  /** file->f_ra.mmap_miss: cold faults seen, which turn read-around off past 100. */
+  /** file->f_ra.mmap_miss: up on cold faults, down on hits; read-around stops past 100. */
   mmapMiss = 0;
   constructor(
     /** shmem (tmpfs, memfd, MAP_SHARED|MAP_ANONYMOUS) rather than a disk file. */
     readonly shmem: boolean,
     readonly sizePages: number,
   ) {}
+
+  isCached(off: number): boolean {
+    return this.cache.get(off) === CACHED;
+  }
+
+  /** Read [start, end) into the cache (pages already cached stay as they are). */
+  readahead(start: number, end: number): void {
+    for (const seg of [...this.cache.segments(start, Math.min(end, this.sizePages))]) {
+      if (seg.value === undefined) this.cache.set(seg.start, seg.end, CACHED);
+    }
+  }
 }
 
 /** ra_pages of the device behind regular files (read_ahead_kb = 128). */
@@ -45,25 +56,27 @@ export const isSharedMapping = (vma: Vma): boolean =>
 export const pgoff = (vma: Vma, addr: number): number => (addr - vma.fileBase!) / PAGE_SIZE;
 
 /**
- * Bring the page at off into the cache as filemap_fault() (or shmem_fault()) would: shmem
- * allocates the page; a disk file reads around it (do_sync_mmap_readahead()).
+ * A cold page: shmem_fault() allocates it; filemap_fault() reads it with
+ * do_sync_mmap_readahead(): nothing more for MADV_RANDOM, forward from the page for
+ * MADV_SEQUENTIAL and exec mappings (within the VMA), else read-around, until mmap_miss passes
+ * 100. (The asynchronous readahead of later windows and large page-cache folios are not
+ * modelled: sequential faults far into a disk file can see a few pages more cached.)
  */
-function faultInPage(vma: Vma, off: number): void {
+function syncReadahead(vma: Vma, off: number): void {
   const m = vma.mapping!;
-  if (m.cache.get(off) === CACHED) return;
-  if (m.shmem) {
-    m.cache.set(off, off + 1, CACHED);
-    return;
-  }
-  if (++m.mmapMiss > MMAP_LOTSAMISS) {
-    throw new NotModelled('more than 100 cold page-cache faults on one file: the readahead heuristics (mmap_miss) are not modelled');
-  }
-  let start = off;
-  let size = READAHEAD_PAGES;
-  if (vma.advice & VM_RAND_READ) size = 1;
-  else if (!(vma.advice & VM_SEQ_READ)) start = Math.max(0, off - READAHEAD_PAGES / 2);
-  m.cache.set(start, Math.min(start + size, m.sizePages), CACHED);
-  m.cache.set(off, off + 1, CACHED);
+  if (m.shmem || vma.advice & VM_RAND_READ) return m.readahead(off, off + 1);
+  if (vma.advice & VM_SEQ_READ) return m.readahead(off, off + READAHEAD_PAGES);
+  if (vma.prot & PROT_EXEC) return m.readahead(off, Math.min(off + READAHEAD_PAGES, pgoff(vma, vma.end)));
+  if (m.mmapMiss < MMAP_LOTSAMISS * 10) m.mmapMiss++;
+  if (m.mmapMiss > MMAP_LOTSAMISS) return m.readahead(off, off + 1);
+  const start = Math.max(0, off - READAHEAD_PAGES / 2);
+  m.readahead(start, start + READAHEAD_PAGES);
+}
+
+/** A page found cached by filemap_fault(): do_async_mmap_readahead() lowers mmap_miss. */
+function cacheHit(vma: Vma): void {
+  const m = vma.mapping!;
+  if (m.mmapMiss > 0) m.mmapMiss--;
 }
 
 /** should_fault_around(): not in uffd-wp or minor VMAs. */
@@ -72,23 +85,30 @@ function shouldFaultAround(vma: Vma): boolean {
 }
 
 /**
- * do_fault_around() -> filemap_map_pages(): map the cached pages of the 64 KiB-aligned window
- * around addr, clipped to the VMA, the 2 MiB block and the file, into none slots.
+ * do_fault_around() -> filemap_map_pages(): map the cached pages of a 64 KiB window (aligned, but
+ * moved up to start no earlier than the VMA and the 2 MiB block) into none slots; each mapped
+ * page lowers mmap_miss. Returns whether the page at addr got mapped.
  */
-function doFaultAround(mm: MmStruct, vma: Vma, addr: number): void {
+function doFaultAround(mm: MmStruct, vma: Vma, addr: number): boolean {
   const window = FAULT_AROUND_PAGES * PAGE_SIZE;
-  const fileEnd = vma.fileBase! + vma.mapping!.sizePages * PAGE_SIZE;
-  const from = Math.max(roundDown(addr, window), vma.start, roundDown(addr, PMD_SIZE));
-  const to = Math.min(roundDown(addr, window) + window, vma.end, roundDown(addr, PMD_SIZE) + PMD_SIZE, fileEnd);
+  const m = vma.mapping!;
+  const block = roundDown(addr, PMD_SIZE);
+  const from = Math.max(roundDown(addr, window), vma.start, block);
+  const to = Math.min(from + window, vma.end, block + PMD_SIZE, vma.fileBase! + m.sizePages * PAGE_SIZE);
   mm.allocPteTables(from, to);
-  for (const seg of [...vma.mapping!.cache.runs(pgoff(vma, from), pgoff(vma, to))]) {
+  let mapped = 0;
+  for (const seg of [...m.cache.runs(pgoff(vma, from), pgoff(vma, to))]) {
     if (seg.value !== CACHED) continue;
     const lo = vma.fileBase! + seg.start * PAGE_SIZE;
     const hi = vma.fileBase! + seg.end * PAGE_SIZE;
     for (const slot of [...mm.pte.map.segments(mm.pte.index(lo), mm.pte.index(hi))]) {
-      if (slot.value === undefined) mm.pte.map.set(slot.start, slot.end, PTE_PRESENT | PTE_FILE);
+      if (slot.value !== undefined) continue;
+      mm.pte.map.set(slot.start, slot.end, PTE_PRESENT | PTE_FILE);
+      mapped += slot.end - slot.start;
     }
   }
+  m.mmapMiss = Math.max(0, m.mmapMiss - mapped);
+  return mm.pte.get(addr) !== undefined;
 }
 
 /**
@@ -101,8 +121,12 @@ export function doFileFault(mm: MmStruct, vma: Vma, addr: number, write: boolean
   const off = pgoff(vma, addr);
   if (off >= vma.mapping.sizePages) throw new NotModelled('a fault beyond the end of the file (SIGBUS) is not modelled yet');
   let pte = mm.pte.get(addr);
-  // pte_marker_handle_uffd_wp(): a leftover marker in a VMA no longer uffd-wp is cleared.
-  if (pte !== undefined && isUffdWpMarker(pte) && !userfaultfdWp(vma)) pte = undefined;
+  // pte_marker_handle_uffd_wp(): a leftover marker in a VMA no longer uffd-wp is cleared, and
+  // the fault retried on the none slot.
+  if (pte !== undefined && isUffdWpMarker(pte) && !userfaultfdWp(vma)) {
+    mm.pte.set(addr, addr + PAGE_SIZE, undefined);
+    pte = undefined;
+  }
   if (pte !== undefined && pteKind(pte) === PTE_SWAP) {
     throw new NotModelled('faults on swap entries of a private file mapping are not modelled yet');
   }
@@ -113,16 +137,19 @@ export function doFileFault(mm: MmStruct, vma: Vma, addr: number, write: boolean
     }
     const bit = marker ? PTE_UFFD_WP : 0;
     mm.allocPteTables(addr, addr + PAGE_SIZE);
+    const faultAround = !write && shouldFaultAround(vma);
+    // do_read_fault(): fault-around first; a cold page is read (around) and the fault retried.
+    if (faultAround && vma.mapping.isCached(off) && doFaultAround(mm, vma, addr)) return;
+    if (!vma.mapping.isCached(off)) {
+      syncReadahead(vma, off);
+      if (faultAround && doFaultAround(mm, vma, addr)) return;
+    } else {
+      cacheHit(vma);
+    }
     if (!write) {
-      // do_read_fault(): fault-around first; a cold page is read (around) and the fault retried.
-      const cold = vma.mapping.cache.get(off) !== CACHED;
-      if (shouldFaultAround(vma) && !cold) return doFaultAround(mm, vma, addr);
-      faultInPage(vma, off);
-      if (shouldFaultAround(vma)) return doFaultAround(mm, vma, addr);
       mm.pte.set(addr, addr + PAGE_SIZE, PTE_PRESENT | PTE_FILE | bit);
       return;
     }
-    faultInPage(vma, off);
     if (bit) resolve();
     // do_shared_fault() maps the page cache page; do_cow_fault() a private anonymous copy.
     const shared = isSharedMapping(vma);
