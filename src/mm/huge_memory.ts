@@ -22,6 +22,7 @@ import {
   TABLE,
 } from './pte';
 import { vmaIsAnonymous, type Vma } from './vma';
+import { NotModelled } from '../errors';
 
 /** thp_vma_allowable_order() for page faults, by the system's THP mode and the VMA's advice. */
 export function vmaThpEnabled(vma: Vma, system: SystemConfig): boolean {
@@ -63,6 +64,11 @@ export function splitHugePmd(mm: MmStruct, addr: number): void {
   const block = roundDown(addr, PMD_SIZE);
   const pmd = mm.pmd.get(block);
   if (!isHugeLeaf(pmd)) return;
+  // A file THP is only unmapped: the PMD is cleared and later faults map its pages again.
+  if (pmd! & PTE_FILE) {
+    mm.pmd.set(block, block + PMD_SIZE, undefined);
+    return;
+  }
   mm.pmd.set(block, block + PMD_SIZE, TABLE);
   mm.pte.set(block, block + PMD_SIZE, ptesOfHugePmd(pmd!));
 }
@@ -105,7 +111,9 @@ export function largeFolioBlocks(mm: MmStruct, start: number, end: number): numb
  * with EINVAL at the end; a none slot in a uffd-armed VMA stops it with EBUSY.
  */
 export function madviseCollapse(mm: MmStruct, vma: Vma, start: number, end: number): ErrnoName | null {
-  if (!vmaIsAnonymous(vma) || vma.thp === 'nohugepage') return 'EINVAL';
+  if (vma.thp === 'nohugepage') return 'EINVAL';
+  if (vma.mapping?.shmem) return collapseShmem(mm, vma, start, end);
+  if (!vmaIsAnonymous(vma)) return 'EINVAL';
   // hugepage_vma_revalidate(): an anonymous VMA with no anon_vma yet is SCAN_PAGE_ANON.
   if (vma.anonVma === null && roundUp(start, PMD_SIZE) < roundDown(end, PMD_SIZE)) return 'EINVAL';
   const hstart = roundUp(start, PMD_SIZE);
@@ -115,6 +123,37 @@ export function madviseCollapse(mm: MmStruct, vma: Vma, start: number, end: numb
     const result = collapseBlock(mm, vma, block);
     if (result === 'EBUSY') return result;
     if (result) failed = result;
+  }
+  return failed;
+}
+
+/**
+ * MADV_COLLAPSE of a shmem-backed VMA (hpage_collapse_scan_file(), collapse_file(), then
+ * collapse_pte_mapped_thp()): each block with at least one page in the file becomes one huge
+ * folio in the page cache, mapped here by a PMD. A block of the file with no page is EINVAL.
+ */
+function collapseShmem(mm: MmStruct, vma: Vma, start: number, end: number): ErrnoName | null {
+  const m = vma.mapping!;
+  // thp_vma_allowable_order(): the VMA must be able to hold one aligned huge page at all.
+  const first = roundUp(vma.start, PMD_SIZE);
+  if (first + PMD_SIZE > vma.end || ((first - vma.fileBase!) / 4096) % 512 !== 0) return 'EINVAL';
+  let failed: ErrnoName | null = null;
+  for (let block = roundUp(start, PMD_SIZE); block + PMD_SIZE <= roundDown(end, PMD_SIZE); block += PMD_SIZE) {
+    const lo = (block - vma.fileBase!) / 4096;
+    if (lo % 512 !== 0 || !m.cache.any(lo, lo + 512)) {
+      failed = 'EINVAL';
+      continue;
+    }
+    const pmd = mm.pmd.get(block);
+    const entries = [...mm.pte.map.runs(mm.pte.index(block), mm.pte.index(block + PMD_SIZE))];
+    if (vma.uffd || (isTable(pmd) && entries.some((r) => !ptePresent(r.value) || !(r.value & PTE_FILE)))) {
+      throw new NotModelled('MADV_COLLAPSE of shmem over anonymous pages, markers or a uffd registration is not modelled yet');
+    }
+    m.cache.set(lo, lo + 512, 1);
+    if (isHugeLeaf(pmd)) continue;
+    mm.pte.set(block, block + PMD_SIZE, undefined);
+    mm.allocPmdTables(block, block + PMD_SIZE);
+    mm.pmd.set(block, block + PMD_SIZE, HUGE_LEAF | PTE_FILE);
   }
   return failed;
 }

@@ -7,7 +7,9 @@ import { NotModelled } from '../errors';
 import type { MmStruct } from './mm';
 import {
   PTE_FILE,
+  PTE_LAZYFREE,
   PTE_MARKER_GUARD,
+  PTE_SPECIAL,
   PTE_SOFT_DIRTY,
   PTE_SWAP,
   PTE_UFFD_WP,
@@ -132,8 +134,11 @@ function madviseFree(mm: MmStruct, r: VmaRange): ErrnoName | null {
   for (const block of [...mm.hugeLeavesIn(r.start, r.end)]) {
     if (block < r.start || block + PMD_SIZE > r.end) splitFolio(mm, block);
   }
-  // Swap entries are freed: the slots become none.
-  mm.pte.map.update(mm.pte.index(r.start), mm.pte.index(r.end), (pte) => (pteKind(pte) === PTE_SWAP ? undefined : pte));
+  // Swap entries are freed (the slots become none); anonymous pages become lazily freed.
+  mm.pte.map.update(mm.pte.index(r.start), mm.pte.index(r.end), (pte) => {
+    if (pteKind(pte) === PTE_SWAP) return undefined;
+    return ptePresent(pte) && !(pte & (PTE_ZERO | PTE_SPECIAL)) ? pte | PTE_LAZYFREE : pte;
+  });
   return null;
 }
 
@@ -153,6 +158,12 @@ function madvisePageout(mm: MmStruct, r: VmaRange): ErrnoName | null {
       start = Math.min(start, block);
       end = Math.max(end, block + PMD_SIZE);
     }
+  }
+  // Reclaim discards clean lazily-freed pages, whatever their uffd-wp bit, and swaps the rest.
+  for (const run of [...mm.pte.map.runs(mm.pte.index(r.start), mm.pte.index(r.end))]) {
+    if (!ptePresent(run.value) || !(run.value & PTE_LAZYFREE)) continue;
+    mm.pte.map.set(run.start, run.end, undefined);
+    mm.data.set(run.start, run.end, undefined);
   }
   if (r.swap) mm.pte.map.update(mm.pte.index(start), mm.pte.index(end), swapOut);
   return null;

@@ -12,6 +12,7 @@ import {
   isTable,
   isUffdWpMarker,
   ptePresent,
+  PTE_LAZYFREE,
   PTE_PRESENT,
   PTE_SOFT_DIRTY,
   PTE_SWAP,
@@ -22,7 +23,7 @@ import {
 } from './pte';
 import { doHugePmdAnonymousPage, splitHugePmd, thpFaultAllowed } from './huge_memory';
 import type { SystemConfig } from '../scenario/program';
-import { doFileFault } from './filemap';
+import { doFileFault, isSharedMapping } from './filemap';
 import { userfaultfdWpAsync, type UffdCtx } from './userfaultfd';
 import { isPfnmap, userfaultfdWp, vmaIsAnonymous, type Vma } from './vma';
 import { UFFD_REGISTER_MODES } from '../uapi';
@@ -54,6 +55,16 @@ export function handleMmFault(
   if (accessError(vma, write)) return { outcome: 'SIGSEGV', next: end };
   // VM_PFNMAP: the driver mapped every page at mmap time; nothing faults.
   if (isPfnmap(vma)) return { outcome: 'ok', next: end };
+  if (vma.mapping && isHugeLeaf(mm.pmd.get(start))) {
+    // A file THP: reads and shared writes use it as it is; a private write splits (unmaps) it.
+    const pmd = mm.pmd.get(start)!;
+    if (write && pmd & PTE_UFFD_WP && userfaultfdWp(vma)) resolveWriteProtect(vma, ctx);
+    if (!write || isSharedMapping(vma)) {
+      if (write) mm.pmd.set(start, start + 1, pmd & ~PTE_UFFD_WP);
+      return { outcome: 'ok', next: Math.min(end, roundDown(start, PMD_SIZE) + PMD_SIZE) };
+    }
+    splitHugePmd(mm, start);
+  }
   if (vma.mapping) {
     // File and shmem faults: page by page, since fault-around maps neighbours too.
     if (!write && ptePresent(mm.pte.get(start) ?? 0) && isTable(mm.pmd.get(start))) return { outcome: 'ok', next: end };
@@ -142,6 +153,8 @@ function faultedPte(vma: Vma, ctx: UffdCtx | null, pte: Pte | undefined, write: 
   if (pteKind(pte) === PTE_SWAP) pte = PTE_PRESENT | (pte & (PTE_UFFD_WP | PTE_SOFT_DIRTY));
   if (!ptePresent(pte)) throw new NotModelled('faults on this kind of entry are not modelled yet');
   if (!write) return pte;
+  // A write dirties the page: a MADV_FREE'd page is not free to discard any more.
+  pte &= ~PTE_LAZYFREE;
   // do_wp_page()
   if (pte & PTE_UFFD_WP && userfaultfdWp(vma)) {
     resolveWriteProtect(vma, ctx);

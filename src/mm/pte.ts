@@ -27,6 +27,8 @@ export const PTE_FILE = 1 << 7;
 export const PTE_LARGE_FOLIO = 1 << 8;
 /** pte_special(): a PFN with no struct page behind it (VM_PFNMAP). */
 export const PTE_SPECIAL = 1 << 9;
+/** A clean anonymous page freed by MADV_FREE (folio_mark_lazyfree()): reclaim discards it. */
+export const PTE_LAZYFREE = 1 << 10;
 
 export type Pte = number;
 

@@ -14,8 +14,26 @@ function opOfStep(root: unknown, index: number): string | undefined {
   return Object.keys(step).find(isOpName);
 }
 
+/**
+ * A key as it can be shown: printable ASCII as it is, anything else quoted with escapes, so that
+ * a quoted YAML key like "a\nb" or "\e[31m" cannot break the one-line message or drive the terminal.
+ */
+function showKey(k: string): string {
+  if (/^[\x21-\x7e]+$/.test(k) && !/[.[\]"]/.test(k)) return k;
+  const escaped = k.replace(/[^\x20-\x7e]|["\\]/g, (c) =>
+    c === '"' || c === '\\' ? `\\${c}` : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  return `["${escaped}"]`;
+}
+
 function join(path: Path): string {
-  return path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`)).join('');
+  return path
+    .map((k, i) => {
+      if (typeof k === 'number') return `[${k}]`;
+      const shown = showKey(k);
+      return i === 0 || shown.startsWith('[') ? shown : `.${shown}`;
+    })
+    .join('');
 }
 
 export function renderPath(path: Path, root: unknown): string | undefined {

@@ -152,7 +152,12 @@ function yamlMessage(problem: { code: string; message: string; pos: [number, num
     return key === undefined ? 'duplicate key' : `duplicate key ${JSON.stringify(String(key))}`;
   }
   if (problem.code === 'TAG_RESOLVE_FAILED') return `${first} (scenarios use plain YAML values)`;
-  return `YAML: ${first}`;
+  return `YAML: ${printable(first.length > 120 ? first.slice(0, 120) + '...' : first)}`;
+}
+
+/** yaml's messages quote the source: escape what could break the line or drive a terminal. */
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** 1-based line and column of `offset`, counting `\n` line ends (before any parsing). */

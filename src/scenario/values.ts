@@ -19,7 +19,14 @@ export class ValueError extends Error {
 export function describe(raw: unknown): string {
   if (raw === undefined) return 'nothing';
   if (raw === null) return 'null';
-  if (typeof raw === 'string') return JSON.stringify(raw.length > 40 ? raw.slice(0, 40) + '...' : raw);
+  if (typeof raw === 'string') {
+    // JSON escapes the C0 controls; the rest that could hide text or drive a terminal (C1
+    // controls, line separators, zero-width and bidi marks) is escaped too.
+    return JSON.stringify(raw.length > 40 ? raw.slice(0, 40) + '...' : raw).replace(
+      /[\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    );
+  }
   // A YAML float that happens to be integral still reads as a float: `1.0`, not `1`.
   if (typeof raw === 'number') return Number.isInteger(raw) ? `${raw}.0` : String(raw);
   if (typeof raw === 'bigint' || typeof raw === 'boolean') return String(raw);
