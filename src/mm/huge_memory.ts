@@ -111,11 +111,13 @@ export function largeFolioBlocks(mm: MmStruct, start: number, end: number): numb
  * with EINVAL at the end; a none slot in a uffd-armed VMA stops it with EBUSY.
  */
 export function madviseCollapse(mm: MmStruct, vma: Vma, start: number, end: number): ErrnoName | null {
-  if (vma.thp === 'nohugepage') return 'EINVAL';
+  if (vma.thp === 'nohugepage' || !thpSuitable(vma)) return 'EINVAL';
+  // A range inside one block leaves hstart past hend: the unsigned block count never matches.
+  if (roundUp(start, PMD_SIZE) > roundDown(end, PMD_SIZE)) return 'EINVAL';
   if (vma.mapping?.shmem) return collapseShmem(mm, vma, start, end);
   if (!vmaIsAnonymous(vma)) return 'EINVAL';
   // hugepage_vma_revalidate(): an anonymous VMA with no anon_vma yet is SCAN_PAGE_ANON.
-  if (vma.anonVma === null && roundUp(start, PMD_SIZE) < roundDown(end, PMD_SIZE)) return 'EINVAL';
+  if (vma.anonVma === null) return 'EINVAL';
   const hstart = roundUp(start, PMD_SIZE);
   const hend = roundDown(end, PMD_SIZE);
   let failed: ErrnoName | null = null;
@@ -134,9 +136,6 @@ export function madviseCollapse(mm: MmStruct, vma: Vma, start: number, end: numb
  */
 function collapseShmem(mm: MmStruct, vma: Vma, start: number, end: number): ErrnoName | null {
   const m = vma.mapping!;
-  // thp_vma_allowable_order(): the VMA must be able to hold one aligned huge page at all.
-  const first = roundUp(vma.start, PMD_SIZE);
-  if (first + PMD_SIZE > vma.end || ((first - vma.fileBase!) / 4096) % 512 !== 0) return 'EINVAL';
   let failed: ErrnoName | null = null;
   for (let block = roundUp(start, PMD_SIZE); block + PMD_SIZE <= roundDown(end, PMD_SIZE); block += PMD_SIZE) {
     const lo = (block - vma.fileBase!) / 4096;
@@ -156,6 +155,16 @@ function collapseShmem(mm: MmStruct, vma: Vma, start: number, end: number): Errn
     mm.pmd.set(block, block + PMD_SIZE, HUGE_LEAF | PTE_FILE);
   }
   return failed;
+}
+
+/**
+ * __thp_vma_allowable_orders() outside faults: a huge page must fit at the end of the VMA, at an
+ * offset of its file that is aligned too.
+ */
+function thpSuitable(vma: Vma): boolean {
+  const haddr = roundDown(vma.end - PMD_SIZE, PMD_SIZE);
+  if (haddr < vma.start) return false;
+  return vma.fileBase === undefined || ((haddr - vma.fileBase) / 4096) % 512 === 0;
 }
 
 /** hpage_collapse_scan_pmd() and collapse_huge_page() for one block. */
