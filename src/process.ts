@@ -12,6 +12,7 @@ import { MmStruct, roundDown, roundUp } from './mm/mm';
 import { doMmap, doMprotect, doMunmap, userRange } from './mm/mmap';
 import { isTable } from './mm/pte';
 import {
+  UserfaultSigbus,
   uffdioApi,
   uffdioRegister,
   uffdioUnregister,
@@ -116,7 +117,13 @@ export class Process {
       const following = this.mm.vmas[this.mm.findVmaIndex(page)];
       return { outcome: 'SIGSEGV', next: Math.min(end, following ? following.start : end) };
     }
-    const r = this.handleFault(vma, page, end, write);
+    let r: { outcome: FaultOutcome; next: number };
+    try {
+      r = this.handleFault(vma, page, end, write);
+    } catch (e) {
+      if (!(e instanceof UserfaultSigbus)) throw e;
+      return { outcome: 'SIGBUS', next: page + PAGE_SIZE };
+    }
     if (write && r.outcome === 'ok') markSoftDirty(this.mm, vma, page, r.next);
     return r;
   }
@@ -190,6 +197,8 @@ export class Process {
 
   /** /proc/PID/clear_refs: 1-5 are accepted; only 4, with soft-dirty, changes what a scan sees. */
   clearRefs(value: bigint): ErrnoName | null {
+    // kstrtoint(): beyond INT_MAX is ERANGE; then only 1..5 are types.
+    if (value > 0x7fffffffn) return 'ERANGE';
     if (value < 1n || value > 5n) return 'EINVAL';
     if (value === 4n && this.profile.softDirty) clearSoftDirty(this.mm);
     return null;

@@ -110,6 +110,7 @@ export const ERRNO = {
   ENOMEM: 12,
   EFAULT: 14,
   EBUSY: 16,
+  ERANGE: 34,
   EEXIST: 17,
   EINVAL: 22,
   ENOSPC: 28,

@@ -7,6 +7,7 @@ import { roundDown, type MmStruct } from './mm';
 import { RunMap } from './runmap';
 import { PTE_FILE, PTE_MARKER_UFFD_WP, PTE_PRESENT, PTE_SWAP, PTE_UFFD_WP, isUffdWpMarker, ptePresent, pteKind, type Pte } from './pte';
 import { userfaultfdWp, VM_RAND_READ, VM_SEQ_READ, type Vma } from './vma';
+import { handleUserfault, type UffdCtx } from './userfaultfd';
 import { UFFD_REGISTER_MODES } from '../uapi';
 
 /** A page of a file is in the page cache, or (shmem only) swapped out. */
@@ -116,7 +117,7 @@ function doFaultAround(mm: MmStruct, vma: Vma, addr: number): boolean {
  * (do_read_fault(), do_cow_fault(), do_shared_fault()), and do_wp_page() for a present one.
  * `resolve` is asked when a write meets a uffd-wp bit (async mode resolves it, else it blocks).
  */
-export function doFileFault(mm: MmStruct, vma: Vma, addr: number, write: boolean, resolve: () => void): void {
+export function doFileFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, addr: number, write: boolean, resolve: () => void): void {
   if (!vma.mapping) throw new NotModelled(`faults in ${vma.kind} memory are not modelled yet`);
   const off = pgoff(vma, addr);
   if (off >= vma.mapping.sizePages) throw new NotModelled('a fault beyond the end of the file (SIGBUS) is not modelled yet');
@@ -133,7 +134,8 @@ export function doFileFault(mm: MmStruct, vma: Vma, addr: number, write: boolean
   const marker = pte !== undefined && isUffdWpMarker(pte);
   if (pte === undefined || marker) {
     if (vma.uffd & UFFD_REGISTER_MODES.MISSING) {
-      throw new NotModelled('the fault would block: it is delivered to the userfaultfd reader (MISSING mode)');
+      mm.allocPteTables(addr, addr + PAGE_SIZE);
+      handleUserfault(ctx, 'MISSING');
     }
     const bit = marker ? PTE_UFFD_WP : 0;
     mm.allocPteTables(addr, addr + PAGE_SIZE);

@@ -5,7 +5,7 @@ import { PUD_SIZE } from '../uapi';
 import { NotModelled } from '../errors';
 import { roundDown, type Level, type MmStruct } from './mm';
 import { HUGE_LEAF, HUGE_MARKER_UFFD_WP, PTE_FILE, PTE_UFFD_WP, TABLE, isHugeLeaf } from './pte';
-import { userfaultfdWpAsync, userfaultfdWpUseMarkers, type UffdCtx } from './userfaultfd';
+import { handleUserfault, userfaultfdWpAsync, userfaultfdWpUseMarkers, type UffdCtx } from './userfaultfd';
 import { hugePageSize, userfaultfdWp, type Vma } from './vma';
 import { UFFD_REGISTER_MODES } from '../uapi';
 
@@ -39,15 +39,11 @@ export function hugetlbFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, addr: 
   const slot = roundDown(addr, size);
   let entry = hugetlbTableExists(mm, vma, slot) ? entries.get(slot) : undefined;
   if (entry === undefined || entry === HUGE_MARKER_UFFD_WP) {
-    if (vma.uffd & UFFD_REGISTER_MODES.MISSING) {
-      throw new NotModelled('the fault would block: it is delivered to the userfaultfd reader (MISSING mode)');
-    }
+    if (vma.uffd & UFFD_REGISTER_MODES.MISSING) handleUserfault(ctx, 'MISSING');
     entry = presentEntry(vma) | (entry === HUGE_MARKER_UFFD_WP && userfaultfdWp(vma) ? PTE_UFFD_WP : 0);
   }
   if (write && entry & PTE_UFFD_WP && userfaultfdWp(vma)) {
-    if (!userfaultfdWpAsync(vma, ctx)) {
-      throw new NotModelled('the write would block: it is delivered to the userfaultfd reader (synchronous WP)');
-    }
+    if (!userfaultfdWpAsync(vma, ctx)) handleUserfault(ctx, 'WP');
     entry &= ~PTE_UFFD_WP;
   }
   hugetlbAllocTables(mm, vma, slot, slot + size);

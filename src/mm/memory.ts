@@ -17,6 +17,7 @@ import {
   PTE_SOFT_DIRTY,
   PTE_SWAP,
   PTE_UFFD_WP,
+  PTE_WRITE,
   pteKind,
   PTE_ZERO,
   type Pte,
@@ -24,7 +25,7 @@ import {
 import { doHugePmdAnonymousPage, splitHugePmd, thpFaultAllowed } from './huge_memory';
 import type { SystemConfig } from '../scenario/program';
 import { doFileFault, isSharedMapping } from './filemap';
-import { userfaultfdWpAsync, type UffdCtx } from './userfaultfd';
+import { handleUserfault, userfaultfdWpAsync, type UffdCtx } from './userfaultfd';
 import { isPfnmap, userfaultfdWp, vmaIsAnonymous, type Vma } from './vma';
 import { UFFD_REGISTER_MODES } from '../uapi';
 import { NotModelled } from '../errors';
@@ -69,13 +70,13 @@ export function handleMmFault(
     // File and shmem faults: page by page, since fault-around maps neighbours too.
     if (!write && ptePresent(mm.pte.get(start) ?? 0) && isTable(mm.pmd.get(start))) return { outcome: 'ok', next: end };
     if (mm.pte.get(start) !== undefined && isGuardMarker(mm.pte.get(start)!)) return { outcome: 'SIGSEGV', next: start + 4096 };
-    doFileFault(mm, vma, start, write, () => resolveWriteProtect(vma, ctx));
+    doFileFault(mm, vma, ctx, start, write, () => resolveWriteProtect(vma, ctx));
     return { outcome: 'ok', next: start + 4096 };
   }
   if (!vmaIsAnonymous(vma)) throw new NotModelled(`faults in ${vma.kind} memory are not modelled yet`);
   const blockEnd = Math.min(end, roundDown(start, PMD_SIZE) + PMD_SIZE);
   if (thpFaultAllowed(mm, vma, start, system)) {
-    if (vma.uffd & UFFD_REGISTER_MODES.MISSING) throw blocksOnMissing();
+    if (vma.uffd & UFFD_REGISTER_MODES.MISSING) handleUserfault(ctx, 'MISSING');
     mm.anonVmaPrepare(vma); // before the huge zero page too (vmf_anon_prepare())
     doHugePmdAnonymousPage(mm, start, write);
     if (write) mm.data.set(mm.pte.index(start), mm.pte.index(blockEnd), 1);
@@ -118,6 +119,8 @@ function wpHugePmd(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, addr: number, pm
 /** handle_pte_fault() on a run of equal PTE slots. */
 function handlePteFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, start: number, end: number, write: boolean): FaultOutcome {
   const pte = isTable(mm.pmd.get(start)) ? mm.pte.get(start) : undefined;
+  // The PTE table is allocated before the fault looks at the entry (pte_alloc() first).
+  if (pte === undefined) mm.allocPteTables(start, end);
   const next = faultedPte(vma, ctx, pte, write);
   if (next === 'SIGSEGV') return next;
   // A new anonymous page needs the VMA's anon_vma; the zero page does not.
@@ -132,8 +135,6 @@ function handlePteFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, start: numb
   return 'ok';
 }
 
-const blocksOnMissing = () =>
-  new NotModelled('the fault would block: it is delivered to the userfaultfd reader (MISSING mode)');
 
 /** The entry after an anonymous fault on `pte` (do_anonymous_page(), do_wp_page(), ...). */
 function faultedPte(vma: Vma, ctx: UffdCtx | null, pte: Pte | undefined, write: boolean): Pte | 'SIGSEGV' {
@@ -142,7 +143,7 @@ function faultedPte(vma: Vma, ctx: UffdCtx | null, pte: Pte | undefined, write: 
   if (pte !== undefined && isUffdWpMarker(pte) && !userfaultfdWp(vma)) pte = undefined;
   if (pte === undefined || isUffdWpMarker(pte)) {
     // do_pte_missing() -> do_anonymous_page()
-    if (vma.uffd & UFFD_REGISTER_MODES.MISSING) throw blocksOnMissing();
+    if (vma.uffd & UFFD_REGISTER_MODES.MISSING) handleUserfault(ctx, 'MISSING');
     const marker = pte !== undefined;
     if (!write) return PTE_PRESENT | PTE_ZERO | (marker ? PTE_UFFD_WP : 0);
     // A write on a marker installs the page with the bit, and the retried write resolves it.
@@ -155,10 +156,17 @@ function faultedPte(vma: Vma, ctx: UffdCtx | null, pte: Pte | undefined, write: 
   if (!write) return pte;
   // A write dirties the page: a MADV_FREE'd page is not free to discard any more.
   pte &= ~PTE_LAZYFREE;
-  // do_wp_page()
-  if (pte & PTE_UFFD_WP && userfaultfdWp(vma)) {
-    resolveWriteProtect(vma, ctx);
-    pte &= ~PTE_UFFD_WP;
+  // A writable page does not fault at all, whatever stale uffd-wp bit it carries.
+  if (pte & PTE_WRITE) return pte;
+  // do_wp_page(): in a uffd-wp VMA the bit is resolved; elsewhere the page is reused as it is,
+  // made writable with a stale bit (wp_page_reuse()).
+  if (pte & PTE_UFFD_WP) {
+    if (userfaultfdWp(vma)) {
+      resolveWriteProtect(vma, ctx);
+      pte &= ~PTE_UFFD_WP;
+    } else if (!(pte & PTE_ZERO)) {
+      return pte | PTE_WRITE;
+    }
   }
   // A write to the zero page copies it (wp_page_copy()); an exclusive anon page is reused.
   if (pte & PTE_ZERO) return PTE_PRESENT;
@@ -168,7 +176,7 @@ function faultedPte(vma: Vma, ctx: UffdCtx | null, pte: Pte | undefined, write: 
 /** A write to a uffd-wp entry: resolved by the kernel only in WP_ASYNC mode. */
 function resolveWriteProtect(vma: Vma, ctx: UffdCtx | null): void {
   if (!userfaultfdWpAsync(vma, ctx)) {
-    throw new NotModelled('the write would block: it is delivered to the userfaultfd reader (synchronous WP)');
+    handleUserfault(ctx, 'WP');
   }
 }
 

@@ -6,7 +6,7 @@ import type { MemoryKind } from '../scenario/program';
 import { isAligned, roundUp, type MmStruct } from './mm';
 import { hugetlbZap } from './hugetlb';
 import { AddressSpace } from './filemap';
-import { isHugeLeaf, PTE_PRESENT, PTE_SPECIAL } from './pte';
+import { isHugeLeaf, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE } from './pte';
 import { splitHugePmd } from './huge_memory';
 import { zapRange } from './memory';
 import { accountable, hugePageSize, isHugetlb, vmaIsAnonymous, type Vma } from './vma';
@@ -34,8 +34,9 @@ export function doMmap(
   if (len === 0n) return 'EINVAL';
   const size = pageAlignLen(len);
   if (size === null) return 'ENOMEM';
-  if (addr % BigInt(PAGE_SIZE) !== 0n) return 'EINVAL';
+  // __get_unmapped_area(): the range check comes before the alignment check.
   if (addr > BigInt(TASK_SIZE_MAX - size)) return 'ENOMEM';
+  if (addr % BigInt(PAGE_SIZE) !== 0n) return 'EINVAL';
   const start = Number(addr);
   const vma: Vma = {
     start,
@@ -162,6 +163,8 @@ export function doMprotect(mm: MmStruct, addr: bigint, len: bigint, prot: number
   }
   const covered = Math.min(end, err ? pos : end);
   modifyVmas(mm, start, covered, (vma) => ({ prot, account: mprotectAccount(vma, prot) }));
+  // change_protection() without write permission write-protects every present page.
+  if (!(prot & PROT_WRITE)) mm.pte.map.update(mm.pte.index(start), mm.pte.index(covered), (pte) => pte & ~PTE_WRITE);
   if (!err && pos < end) err = 'ENOMEM';
   return err;
 }

@@ -29,6 +29,12 @@ export const PTE_LARGE_FOLIO = 1 << 8;
 export const PTE_SPECIAL = 1 << 9;
 /** A clean anonymous page freed by MADV_FREE (folio_mark_lazyfree()): reclaim discards it. */
 export const PTE_LAZYFREE = 1 << 10;
+/**
+ * pte_write() on a page that still has a uffd-wp bit: only a page whose bit went stale (its VMA
+ * was not uffd-wp when a write fault reused it) is writable with the bit; writes then no longer
+ * fault. Write-protecting it again clears this.
+ */
+export const PTE_WRITE = 1 << 11;
 
 export type Pte = number;
 

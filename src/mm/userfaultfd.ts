@@ -15,6 +15,7 @@ import {
   PTE_MARKER_POISONED,
   PTE_MARKER_UFFD_WP,
   PTE_UFFD_WP,
+  PTE_WRITE,
   type Pte,
 } from './pte';
 import { splitHugePmd } from './huge_memory';
@@ -25,6 +26,19 @@ import { modifyVmas } from './mmap';
 /** struct userfaultfd_ctx: the features UFFDIO_API settled on. */
 export interface UffdCtx {
   features: number;
+}
+
+/** A fault that handle_userfault() turned into SIGBUS (UFFD_FEATURE_SIGBUS). */
+export class UserfaultSigbus extends Error {}
+
+/**
+ * handle_userfault(): the fault goes to the userfaultfd reader, which a scenario has none of;
+ * with UFFD_FEATURE_SIGBUS the faulting access gets SIGBUS instead of waiting.
+ */
+export function handleUserfault(ctx: UffdCtx | null, why: 'MISSING' | 'WP'): never {
+  if (ctx && ctx.features & UFFD_FEATURES.SIGBUS) throw new UserfaultSigbus();
+  const what = why === 'MISSING' ? 'the fault (MISSING mode)' : 'the write (synchronous WP)';
+  throw new NotModelled(`${what} would block: it is delivered to the userfaultfd reader`);
 }
 
 /** userfaultfd_wp_async(): the VMA is registered with a WP_ASYNC context. */
@@ -42,7 +56,7 @@ export function userfaultfdWpUseMarkers(vma: Vma, ctx: UffdCtx | null): boolean 
 /** make_uffd_wp_pte() and change_pte_range() with MM_CP_UFFD_WP: the entry after WP. */
 export function pteMkUffdWp(pte: Pte | undefined): Pte {
   if (pte === undefined) return PTE_MARKER_UFFD_WP;
-  return pte | PTE_UFFD_WP;
+  return (pte | PTE_UFFD_WP) & ~PTE_WRITE; // pte_mkuffd_wp() write-protects too
 }
 
 /**
@@ -77,7 +91,7 @@ function changePte(pte: Pte, enable: boolean): Pte | undefined {
   const kind = pteKind(pte);
   if (kind === PTE_MARKER_GUARD || kind === PTE_MARKER_POISONED) return pte;
   if (isUffdWpMarker(pte)) return enable ? pte : undefined;
-  if (ptePresent(pte) || isSwapPte(pte)) return enable ? pte | PTE_UFFD_WP : pte & ~PTE_UFFD_WP;
+  if (ptePresent(pte) || isSwapPte(pte)) return enable ? pteMkUffdWp(pte) : pte & ~PTE_UFFD_WP;
   return pte;
 }
 
