@@ -1,0 +1,114 @@
+// Page faults of private anonymous memory, one page at a time (arch/x86/mm/fault.c,
+// mm/memory.c: handle_mm_fault() -> handle_pte_fault() -> do_anonymous_page() / do_wp_page() /
+// handle_pte_marker()).
+
+import { PROT_EXEC, PROT_READ, PROT_WRITE, VM_UFFD_MISSING, type Pte, type RefMm, type Vma } from './mm';
+import { userfaultfdWp, userfaultfdWpAsync, type UffdCtx } from './userfaultfd';
+
+/**
+ * What a fault ends in: 'ok', a signal, or 'userfault' when handle_userfault() would queue the
+ * fault for a userfaultfd reader and sleep (the harness has no reader: the step hangs).
+ */
+export type FaultResult = 'ok' | 'SIGSEGV' | 'SIGBUS' | 'userfault';
+
+/** access_error() of arch/x86/mm/fault.c. */
+export function accessError(vma: Vma, write: boolean): boolean {
+  if (write) return (vma.prot & PROT_WRITE) === 0;
+  // vma_is_accessible(): any of VM_READ | VM_WRITE | VM_EXEC (x86 cannot make a page
+  // unreadable without protection keys, which this machine does not have)
+  return (vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC)) === 0;
+}
+
+/** handle_userfault(): with UFFD_FEATURE_SIGBUS the fault is a SIGBUS instead of a wait. */
+function handleUserfault(ctx: UffdCtx | null): FaultResult {
+  return ctx?.sigbus ? 'SIGBUS' : 'userfault';
+}
+
+/**
+ * A user load or store of one byte in page `addr` (do_user_addr_fault()). Nothing happens when
+ * the access does not fault: a read of a present page, a write through a writable PTE.
+ */
+export function userAccess(mm: RefMm, ctx: UffdCtx | null, addr: number, write: boolean): FaultResult {
+  const vma = mm.vmaLookup(addr);
+  if (!vma) return 'SIGSEGV'; // bad_area(): no VMA here
+  // A PROT_NONE VMA has PROT_NONE PTEs and a read-only VMA read-only ones, so every access that
+  // access_error() refuses faults and is refused.
+  if (accessError(vma, write)) return 'SIGSEGV';
+  const pte = mm.hasPteTable(addr) ? mm.pteGet(addr) : undefined;
+  if (pte?.kind === 'page' && (!write || pte.writable)) {
+    if (write) pte.lazyfree = false; // the CPU sets the dirty bit
+    // (A stale uffd-wp bit on a writable PTE, see doWpPage(), stays: no fault, no resolution.)
+    return 'ok';
+  }
+  if (pte?.kind === 'zero' && !write) return 'ok';
+  return handleMmFault(mm, ctx, vma, addr, write);
+}
+
+/** handle_mm_fault() -> __handle_mm_fault(): the tables above the PTE level come first. */
+export function handleMmFault(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, write: boolean): FaultResult {
+  mm.pmdAlloc(addr); // p4d_alloc(), pud_alloc(), pmd_alloc()
+  return handlePteFault(mm, ctx, vma, addr, write);
+}
+
+/** handle_pte_fault() */
+function handlePteFault(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, write: boolean): FaultResult {
+  const orig = mm.hasPteTable(addr) ? mm.pteGet(addr) : undefined;
+  if (orig === undefined) return doAnonymousPage(mm, ctx, vma, addr, write, false); // do_pte_missing()
+  if (orig.kind === 'marker' || orig.kind === 'guard') return handlePteMarker(mm, ctx, vma, addr, write, orig);
+  if (write) return doWpPage(mm, ctx, vma, addr, orig);
+  return 'ok';
+}
+
+/** handle_pte_marker() (reached through do_swap_page()) */
+function handlePteMarker(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, write: boolean, marker: Pte): FaultResult {
+  if (marker.kind === 'guard') return 'SIGSEGV'; // hitting a guard page is always fatal
+  // pte_marker_handle_uffd_wp(): a marker left in a VMA that is no longer uffd-wp is cleared, and
+  // the retried access faults on the none entry.
+  if (!userfaultfdWp(vma)) {
+    mm.pteSet(addr, undefined); // pte_marker_clear()
+    return handleMmFault(mm, ctx, vma, addr, write);
+  }
+  return doAnonymousPage(mm, ctx, vma, addr, write, true); // do_pte_missing()
+}
+
+/**
+ * do_anonymous_page(). `uffdWp` is vmf_orig_pte_uffd_wp(): the fault came from a uffd-wp marker,
+ * so the new entry is installed write-protected (pte_mkuffd_wp() also removes write permission).
+ */
+function doAnonymousPage(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, write: boolean, uffdWp: boolean): FaultResult {
+  mm.pteAlloc(addr); // pte_alloc() comes before anything else
+  if (!write) {
+    // The zero page for reads; a MISSING registration delivers the fault first.
+    if (vma.uffd & VM_UFFD_MISSING) return handleUserfault(ctx);
+    mm.pteSet(addr, { kind: 'zero', wp: uffdWp });
+    return 'ok';
+  }
+  mm.anonVmaPrepare(vma);
+  if (vma.uffd & VM_UFFD_MISSING) return handleUserfault(ctx);
+  const page: Pte = { kind: 'page', wp: uffdWp, writable: !uffdWp, lazyfree: false };
+  mm.pteSet(addr, page);
+  // Installed read-only: the CPU retries the store, which faults again (do_wp_page()).
+  if (uffdWp) return doWpPage(mm, ctx, vma, addr, page);
+  return 'ok';
+}
+
+/** do_wp_page(): a store to a present entry without write permission. */
+function doWpPage(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, orig: Pte): FaultResult {
+  if (orig.kind !== 'page' && orig.kind !== 'zero') throw new Error('reference bug: do_wp_page() on a non-present entry');
+  let wp = orig.wp;
+  // userfaultfd_pte_wp(): only a VMA that is still uffd-wp traps the write.
+  if (wp && userfaultfdWp(vma)) {
+    if (!userfaultfdWpAsync(vma, ctx)) return handleUserfault(ctx);
+    wp = false; // WP_ASYNC: the kernel clears the bit itself and carries on
+  }
+  if (orig.kind === 'zero') {
+    // wp_page_copy(): a fresh writable page; the uffd-wp bit is not carried over (no unshare).
+    mm.anonVmaPrepare(vma);
+    mm.pteSet(addr, { kind: 'page', wp: false, writable: true, lazyfree: false });
+    return 'ok';
+  }
+  // wp_page_reuse() of the exclusive anonymous page: dirty and writable. A stale uffd-wp bit in a
+  // VMA that is no longer uffd-wp stays (maybe_mkwrite() does not clear it).
+  mm.pteSet(addr, { kind: 'page', wp, writable: true, lazyfree: false });
+  return 'ok';
+}

@@ -1,0 +1,230 @@
+// madvise() for private anonymous memory (mm/madvise.c, the zap of mm/memory.c,
+// try_to_free_pte() of mm/pt_reclaim.c, MADV_POPULATE_* through GUP of mm/gup.c).
+
+import type { Advice } from '../../src/scenario/program';
+import { handleMmFault, type FaultResult } from './fault';
+import {
+  PAGE_SIZE,
+  PMD_SIZE,
+  PROT_READ,
+  PROT_WRITE,
+  VM_DONTCOPY,
+  VM_HUGEPAGE,
+  VM_NOHUGEPAGE,
+  VM_RAND_READ,
+  VM_SEQ_READ,
+  addrEnd,
+  blockOf,
+  type RefMm,
+  type Vma,
+} from './mm';
+import { UFFD_FEATURE_EVENT_REMOVE, type UffdCtx } from './userfaultfd';
+
+const U64 = (1n << 64n) - 1n;
+const PAGE = BigInt(PAGE_SIZE);
+
+export type MadviseResult = 'EINVAL' | 'ENOMEM' | 'EFAULT' | 'userfault' | 'notmodelled' | null;
+
+/** Advice that only updates vm_flags (madvise_update_vma()). */
+const FLAG_UPDATES: Partial<Record<Advice, (flags: number) => number>> = {
+  normal: (f) => f & ~VM_RAND_READ & ~VM_SEQ_READ,
+  sequential: (f) => (f & ~VM_RAND_READ) | VM_SEQ_READ,
+  random: (f) => (f & ~VM_SEQ_READ) | VM_RAND_READ,
+  dontfork: (f) => f | VM_DONTCOPY,
+  dofork: (f) => f & ~VM_DONTCOPY, // VM_IO is never set here
+  nohugepage: (f) => (f & ~VM_HUGEPAGE) | VM_NOHUGEPAGE,
+};
+
+/** do_madvise(): is_valid_madvise(), then the populate path or madvise_walk_vmas(). */
+export function doMadvise(mm: RefMm, ctx: UffdCtx | null, startIn: bigint, lenIn: bigint, advice: Advice): MadviseResult {
+  if (advice === 'hugepage' || advice === 'collapse') return 'notmodelled'; // THP: not modelled
+  if (startIn % PAGE !== 0n) return 'EINVAL';
+  const len = ((lenIn + PAGE - 1n) & U64) & ~(PAGE - 1n);
+  if (lenIn !== 0n && len === 0n) return 'EINVAL';
+  const endIn = startIn + len;
+  if (endIn > U64) return 'EINVAL';
+  if (endIn === startIn) return null;
+  // Nothing lives at or above TASK_SIZE: past the last VMA is a gap anyway.
+  const start = Number(startIn);
+  const end = endIn > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(endIn);
+  if (advice === 'populate-read' || advice === 'populate-write') return madvisePopulate(mm, ctx, start, end, advice === 'populate-write');
+  return madviseWalkVmas(mm, ctx, start, end, advice);
+}
+
+/** madvise_walk_vmas(): unmapped parts are skipped but make the result ENOMEM. */
+function madviseWalkVmas(mm: RefMm, ctx: UffdCtx | null, start: number, end: number, advice: Advice): MadviseResult {
+  let unmapped = false;
+  let pos = start;
+  for (;;) {
+    const vma = mm.findVma(pos);
+    if (!vma) return 'ENOMEM';
+    if (pos < vma.start) {
+      unmapped = true;
+      pos = vma.start;
+      if (pos >= end) break;
+    }
+    const rangeEnd = Math.min(vma.end, end);
+    const vmaEnd = vma.end;
+    const err = madviseVmaBehavior(mm, ctx, vma, pos, rangeEnd, advice);
+    if (err) return err;
+    pos = vmaEnd;
+    if (pos >= end) break;
+  }
+  return unmapped ? 'ENOMEM' : null;
+}
+
+/** madvise_vma_behavior() on [start, end) inside `vma`. */
+function madviseVmaBehavior(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number, end: number, advice: Advice): MadviseResult {
+  switch (advice) {
+    case 'remove':
+      return 'EINVAL'; // madvise_remove(): needs a file
+    case 'willneed':
+    case 'cold':
+      return null; // no swap, no file: nothing a scan can see
+    case 'pageout':
+      madvisePageout(mm, start, end);
+      return null;
+    case 'dontneed':
+    case 'free':
+      return madviseDontneedFree(mm, ctx, vma, start, end, advice);
+    case 'guard-install':
+      madviseGuardInstall(mm, vma, start, end);
+      return null;
+    case 'guard-remove':
+      madviseGuardRemove(mm, start, end);
+      return null;
+    default: {
+      const update = FLAG_UPDATES[advice];
+      if (!update) throw new Error(`reference: advice ${advice} not handled`);
+      const flags = update(vma.flags);
+      if (flags === vma.flags) return null;
+      for (const part of mm.isolate(start, end)) part.flags = flags; // madvise_update_vma()
+      mm.mergeAround(start, end);
+      return null;
+    }
+  }
+}
+
+/** madvise_dontneed_free() */
+function madviseDontneedFree(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number, end: number, advice: 'dontneed' | 'free'): MadviseResult {
+  // (VM_LOCKED / VM_PFNMAP never occur here.) userfaultfd_remove(): with EVENT_REMOVE the caller
+  // waits until the event is read.
+  if (vma.uffd !== 0 && ctx !== null && (ctx.features & UFFD_FEATURE_EVENT_REMOVE) !== 0n) return 'userfault';
+  if (advice === 'dontneed') zapPageRange(mm, start, end, true);
+  else madviseFreeRange(mm, start, end);
+  return null;
+}
+
+/**
+ * zap_page_range_single() over [start, end) of one anonymous VMA, without ZAP_FLAG_DROP_MARKER:
+ * pages and uffd-wp markers go (anonymous memory never keeps a marker), guard markers stay.
+ * With details.reclaim_pt (MADV_DONTNEED), a PTE table whose block the range covers whole and
+ * that holds only none entries afterwards is freed (zap_pte_range() + try_to_free_pte()).
+ */
+export function zapPageRange(mm: RefMm, start: number, end: number, reclaimPt: boolean): void {
+  for (let addr = start; addr < end; ) {
+    const next = addrEnd(addr, end, PMD_SIZE);
+    if (mm.hasPteTable(addr)) zapPteRange(mm, addr, next, reclaimPt);
+    addr = next;
+  }
+}
+
+/** zap_pte_range() */
+function zapPteRange(mm: RefMm, start: number, end: number, reclaimPt: boolean): void {
+  // reclaim_pt_is_enabled(): the zap covers the whole PMD.
+  let canReclaim = reclaimPt && end - start >= PMD_SIZE;
+  for (let addr = start; addr < end; addr += PAGE_SIZE) {
+    const pte = mm.pteGet(addr);
+    if (pte === undefined) continue;
+    if (pte.kind === 'guard') {
+      canReclaim = false; // kept: "any_skipped"
+      continue;
+    }
+    mm.pteSet(addr, undefined);
+  }
+  if (canReclaim) mm.freePteTable(blockOf(start)); // every entry is none now
+}
+
+/** madvise_free_single_vma() -> madvise_free_pte_range(): anonymous pages become lazy-free. */
+function madviseFreeRange(mm: RefMm, start: number, end: number): void {
+  for (let addr = start; addr < end; addr += PAGE_SIZE) {
+    if (!mm.hasPteTable(addr)) continue;
+    const pte = mm.pteGet(addr);
+    // The zero page has no folio; markers are not swap entries: both untouched.
+    if (pte?.kind === 'page') pte.lazyfree = true; // clean, old, folio_mark_lazyfree()
+  }
+}
+
+/**
+ * MADV_PAGEOUT without swap: reclaim cannot swap anonymous pages out, but a lazy-free page that
+ * is still clean is simply discarded (try_to_unmap_one(): "MADV_FREE page check"). The zero page
+ * is never touched.
+ */
+function madvisePageout(mm: RefMm, start: number, end: number): void {
+  for (let addr = start; addr < end; addr += PAGE_SIZE) {
+    if (!mm.hasPteTable(addr)) continue;
+    const pte = mm.pteGet(addr);
+    if (pte?.kind === 'page' && pte.lazyfree) mm.pteSet(addr, undefined);
+  }
+}
+
+/**
+ * madvise_guard_install(): try to put a guard marker in every slot; any entry that is neither
+ * none nor a guard marker makes it zap the range (an ordinary zap: guard markers stay) and try
+ * again, so in the end every slot holds a guard marker (existing ones keep their uffd-wp bit).
+ */
+function madviseGuardInstall(mm: RefMm, vma: Vma, start: number, end: number): void {
+  mm.anonVmaPrepare(vma);
+  let attempts = 0;
+  for (;;) {
+    if (++attempts > 3) throw new Error('reference bug: guard install does not converge');
+    let needZap = false;
+    // walk_page_range_mm() with install_pte: allocates the tables on its way.
+    for (let addr = start; addr < end; addr += PAGE_SIZE) {
+      mm.pteAlloc(addr);
+      const pte = mm.pteGet(addr);
+      if (pte === undefined) mm.pteSet(addr, { kind: 'guard', wp: false }); // guard_install_set_pte()
+      else if (pte.kind !== 'guard') {
+        needZap = true; // guard_install_pte_entry() returns 1: stop the walk
+        break;
+      }
+    }
+    if (!needZap) return;
+    zapPageRange(mm, start, end, false);
+  }
+}
+
+/** madvise_guard_remove(): guard markers (write-protected ones too) become none. */
+function madviseGuardRemove(mm: RefMm, start: number, end: number): void {
+  for (let addr = start; addr < end; addr += PAGE_SIZE) {
+    if (mm.hasPteTable(addr) && mm.pteGet(addr)?.kind === 'guard') mm.pteSet(addr, undefined);
+  }
+}
+
+/**
+ * madvise_populate() -> faultin_page_range() -> __get_user_pages() with FOLL_MADV_POPULATE:
+ * page by page, a missing VMA is ENOMEM, a VMA the access is not allowed in (check_vma_flags())
+ * EINVAL, a fault that fails (guard marker, SIGBUS) EFAULT. Earlier pages stay populated.
+ */
+function madvisePopulate(mm: RefMm, ctx: UffdCtx | null, start: number, end: number, write: boolean): MadviseResult {
+  for (let addr = start; addr < end; addr += PAGE_SIZE) {
+    const vma = mm.vmaLookup(addr);
+    if (!vma) return 'ENOMEM';
+    if (write ? !(vma.prot & PROT_WRITE) : !(vma.prot & PROT_READ)) return 'EINVAL';
+    const r = gupFaultIn(mm, ctx, vma, addr, write);
+    if (r === 'userfault') return 'userfault';
+    if (r !== 'ok') return 'EFAULT';
+  }
+  return null;
+}
+
+/** follow_page_pte() then faultin_page(): fault only when the entry does not allow the access. */
+function gupFaultIn(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, write: boolean): FaultResult {
+  const pte = mm.hasPteTable(addr) ? mm.pteGet(addr) : undefined;
+  if (pte?.kind === 'page' && (!write || pte.writable)) {
+    if (write) pte.lazyfree = false; // FOLL_TOUCH | FOLL_WRITE marks the folio dirty
+    return 'ok';
+  }
+  if (pte?.kind === 'zero' && !write) return 'ok';
+  return handleMmFault(mm, ctx, vma, addr, write);
+}
