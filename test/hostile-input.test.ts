@@ -216,7 +216,8 @@ describe('valid input whose system calls fail: a kernel result, not an input err
     const f = file(content);
     const r = await cli(['run', f]);
     expect(r.code).toBe(2);
-    expect(r.err).toBe(`${f}: step ${step}: ${content.split('\n')[step].trim().slice(2).split(':')[0]} failed with ${errno} (add may_fail: true to make it a result)`);
+    // the step's own line (`steps:` is line 1) and the column of its op
+    expect(r.err).toBe(`${f}:${step + 1}:5: step ${step}: ${content.split('\n')[step].trim().slice(2).split(':')[0]} failed with ${errno} (add may_fail: true to make it a result)`);
     const tolerant = content.split('\n');
     tolerant.splice(step + 1, 0, '    may_fail: true');
     const ok = await json(tolerant.join('\n'));

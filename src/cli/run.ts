@@ -42,7 +42,7 @@ function printScenario(program: Program, sim: SimulationResult, io: Io, c: Chalk
       }
     }
   }
-  if (sim.stopped) io.err(c.red(`${program.file}: step ${sim.stopped.step}: ${sim.stopped.message}`));
+  if (sim.stopped) io.err(c.red(stopMessage(program, sim.stopped)));
   io.out('');
 }
 
@@ -59,4 +59,11 @@ function printStep(program: Program, index: number, r: StepResult, io: Io, c: Ch
   const ret = r.errno ? c.yellow(`-1 ${r.errno}`) : String(r.ret);
   io.out(`      = ${ret}, walk_end ${walkEnd}`);
   for (const line of regionTable(r, program, c)) io.out('      ' + line);
+}
+
+/** `file:line:col: step N: why`, at the step that stopped the scenario. */
+export function stopMessage(program: Program, stopped: { step: number; message: string }): string {
+  const where = program.steps.find((s) => s.index === stopped.step)?.where;
+  const at = where ? `${where.file}:${where.line}:${where.col}` : program.file;
+  return `${at}: step ${stopped.step}: ${stopped.message}`;
 }
