@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { EnvironmentError } from '../src/errors';
-import { type Op, type Program, type Step, VEC_ADDR } from '../src/scenario/program';
+import { type Op, type Program, type Step, VEC_ADDR, scanArg } from '../src/scenario/program';
 import { loadScenarioFile } from '../src/scenario';
 import { scenarioToJson, type JsonScenario } from '../src/scenario/json';
 import { PM_SCAN_CHECK_WPASYNC, PM_SCAN_WP_MATCHING, type PmScanArg, UFFD_FEATURES } from '../src/uapi';
@@ -38,21 +38,7 @@ function program(specs: (Op | [Op, { mayFail: true }])[]): Program {
 
 const scan = (arg: Partial<PmScanArg> = {}): Op => ({
   op: 'pagemap_scan',
-  arg: {
-    size: 96n,
-    flags: 0n,
-    start: B,
-    end: B + 1024n * P,
-    walk_end: 0n,
-    vec: VEC_ADDR,
-    vec_len: 100n,
-    max_pages: 0n,
-    category_inverted: 0n,
-    category_mask: 0n,
-    category_anyof_mask: 0n,
-    return_mask: 0x1ffn,
-    ...arg,
-  },
+  arg: scanArg({ start: B, end: B + 1024n * P, vec_len: 100n, return_mask: 0x1ffn, ...arg }),
 });
 
 let dir: string;

@@ -1,7 +1,7 @@
 // Runs small hand-built Programs on the REAL kernel and checks documented facts from
 // /work/shared/spec/pagemap-scan-semantics.md (§3, §12, §14, §16). Needs Linux >= 6.7 and root.
 
-import { ADVICES, type Op, type Program, type Step, VEC_ADDR } from '../src/scenario/program';
+import { ADVICES, type Op, type Program, type Step, VEC_ADDR, scanArg } from '../src/scenario/program';
 import {
   PAGE_IS_GUARD,
   PAGE_IS_PFNZERO,
@@ -50,21 +50,7 @@ const write = (addr: bigint, pages = 1n, stride = P): Op => ({ op: 'write', addr
 const read = (addr: bigint, pages = 1n): Op => ({ op: 'read', addr, size: pages * P, stride: P });
 const scan = (arg: Partial<PmScanArg> = {}): Op => ({
   op: 'pagemap_scan',
-  arg: {
-    size: 96n,
-    flags: 0n,
-    start: B,
-    end: B + 1024n * P,
-    walk_end: 0n,
-    vec: VEC_ADDR,
-    vec_len: 100n,
-    max_pages: 0n,
-    category_inverted: 0n,
-    category_mask: 0n,
-    category_anyof_mask: 0n,
-    return_mask: 0x1ffn,
-    ...arg,
-  },
+  arg: scanArg({ start: B, end: B + 1024n * P, vec_len: 100n, return_mask: 0x1ffn, ...arg }),
 });
 /** [startPage, endPage, categories] relative to B */
 const regions = (run: KernelRun, step: number) =>

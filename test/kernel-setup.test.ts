@@ -5,7 +5,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { type Op, type Program, type Step, VEC_ADDR } from '../src/scenario/program';
+import { type Op, type Program, type Step, scanArg } from '../src/scenario/program';
 import {
   PAGE_IS_HUGE,
   PAGE_IS_PRESENT,
@@ -37,21 +37,7 @@ function program(specs: Op[], system: Partial<Program['system']> = {}): Program 
 
 const scan = (arg: Partial<PmScanArg> = {}): Op => ({
   op: 'pagemap_scan',
-  arg: {
-    size: 96n,
-    flags: 0n,
-    start: B,
-    end: B + 4n * HP * P,
-    walk_end: 0n,
-    vec: VEC_ADDR,
-    vec_len: 100n,
-    max_pages: 0n,
-    category_inverted: 0n,
-    category_mask: 0n,
-    category_anyof_mask: 0n,
-    return_mask: 0x1ffn,
-    ...arg,
-  },
+  arg: scanArg({ start: B, end: B + 4n * HP * P, vec_len: 100n, return_mask: 0x1ffn, ...arg }),
 });
 const regions = (run: KernelRun, step: number) =>
   run.results

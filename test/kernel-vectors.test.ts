@@ -1,6 +1,6 @@
 // The remaining conformance vectors of spec §16 (#9-#15, #19, #20), on the REAL kernel.
 
-import { type Op, type Program, type Step, VEC_ADDR } from '../src/scenario/program';
+import { type Op, type Program, type Step, VEC_ADDR, scanArg } from '../src/scenario/program';
 import {
   PAGE_IS_HUGE as HUGE,
   PAGE_IS_PFNZERO as PFNZERO,
@@ -47,21 +47,7 @@ const madvise = (page: bigint, pages: bigint, advice: 'hugepage'): Op => ({
 });
 const scan = (arg: Partial<PmScanArg> = {}): Op => ({
   op: 'pagemap_scan',
-  arg: {
-    size: 96n,
-    flags: 0n,
-    start: B,
-    end: B + 1024n * P,
-    walk_end: 0n,
-    vec: VEC_ADDR,
-    vec_len: 100n,
-    max_pages: 0n,
-    category_inverted: 0n,
-    category_mask: 0n,
-    category_anyof_mask: 0n,
-    return_mask: 0x1ffn,
-    ...arg,
-  },
+  arg: scanArg({ start: B, end: B + 1024n * P, vec_len: 100n, return_mask: 0x1ffn, ...arg }),
 });
 /** Results of the scans, from the first scan step on: [ret, walk_end page, regions in pages]. */
 function scans(run: KernelRun) {

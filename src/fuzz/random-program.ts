@@ -12,7 +12,7 @@
 
 import { Rng } from './rng';
 import type { Advice, MemoryKind, Op, Program, Step } from '../scenario/program';
-import { VEC_ADDR } from '../scenario/program';
+import { scanArg, VEC_ADDR } from '../scenario/program';
 import {
   PAGE_IS_FILE,
   PAGE_IS_GUARD,
@@ -493,20 +493,7 @@ class Generator {
 
   scan(): void {
     const r = this.rng;
-    const arg: PmScanArg = {
-      size: 96n,
-      flags: 0n,
-      start: 0n,
-      end: 0n,
-      walk_end: 0n,
-      vec: VEC_ADDR,
-      vec_len: 1024n,
-      max_pages: 0n,
-      category_inverted: 0n,
-      category_mask: 0n,
-      category_anyof_mask: 0n,
-      return_mask: BigInt(ALL_CATEGORIES),
-    };
+    const arg: PmScanArg = scanArg({ return_mask: BigInt(ALL_CATEGORIES) });
 
     // Range: in and around the mappings, sometimes the whole window, sometimes empty.
     let [a, b] = r.weighted<() => [number, number]>([
