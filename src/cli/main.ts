@@ -19,6 +19,7 @@ Exit codes:
   1  an expectation or a comparison with the real kernel failed
   2  bad input or usage (a scenario file, an argument), or a step failed without may_fail
   3  the environment cannot run it (no kernel support, no compiler, no permission)
+  70 an internal error of pagemap-scan (a bug: please report it with the scenario)
 
 Errors name the file, line, column and key:  scenarios/x.yaml:12:7: mmap.size: expected ...`;
 
