@@ -35,26 +35,35 @@ export interface ProcessOutput extends Termination {
 }
 
 /** Run an executable with `input` on stdin; never rejects on a non-zero exit. */
-export function runProcess(file: string, args: string[], input: string, timeoutMs: number): Promise<ProcessOutput> {
+export function runProcess(file: string, args: string[], input: string, timeoutMs: number, idleMs = timeoutMs): Promise<ProcessOutput> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;
-    const timer = setTimeout(() => {
+    const kill = () => {
       timedOut = true;
       child.kill('SIGKILL');
-    }, timeoutMs);
-    child.stdout.on('data', (b: Buffer) => out.push(b));
+    };
+    const timer = setTimeout(kill, timeoutMs);
+    // A step stuck in a wait its own alarm cannot interrupt (a killable sleep) prints nothing.
+    let idle = setTimeout(kill, idleMs);
+    child.stdout.on('data', (b: Buffer) => {
+      out.push(b);
+      clearTimeout(idle);
+      idle = setTimeout(kill, idleMs);
+    });
     child.stderr.on('data', (b: Buffer) => err.push(b));
     // The harness stops reading when a step stops the scenario: ignore EPIPE on its stdin.
     child.stdin.on('error', () => undefined);
     child.on('error', (e) => {
       clearTimeout(timer);
+      clearTimeout(idle);
       reject(new EnvironmentError(`cannot run the kernel harness ${file}: ${e.message}`));
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      clearTimeout(idle);
       resolve({
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8'),
@@ -220,7 +229,8 @@ export async function runOnKernel(program: Program, opts: KernelRunOptions = {})
     '--step-limit-ms',
     String(opts.stepLimitMs ?? DEFAULT_STEP_LIMIT_MS),
   ];
-  const r = await runProcess(binary, args, encodeSteps(program.steps), opts.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS);
+  const idleMs = (opts.stepLimitMs ?? DEFAULT_STEP_LIMIT_MS) + 5000;
+  const r = await runProcess(binary, args, encodeSteps(program.steps), opts.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS, idleMs);
   if (r.code === 3 && r.stdout.includes('"end":"environment"')) {
     checkPagemapScan(parseHello(r.stdout.split('\n')[0] ?? ''));
   }
