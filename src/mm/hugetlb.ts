@@ -2,7 +2,6 @@
 // of a PUD table. A slot is a hole when that table does not exist, else an entry that may be none.
 
 import { PUD_SIZE } from '../uapi';
-import { NotModelled } from '../errors';
 import { roundDown, type Level, type MmStruct } from './mm';
 import { HUGE_LEAF, HUGE_MARKER_UFFD_WP, PTE_FILE, PTE_UFFD_WP, TABLE, isHugeLeaf } from './pte';
 import { handleUserfault, userfaultfdWpAsync, userfaultfdWpUseMarkers, type UffdCtx } from './userfaultfd';

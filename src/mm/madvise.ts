@@ -154,7 +154,7 @@ function madvisePageout(mm: MmStruct, r: VmaRange): ErrnoName | null {
   let end = r.end;
   for (const block of largeFolioBlocks(mm, r.start, r.end)) {
     splitFolio(mm, block);
-    if (r.swap && isTableCovering(mm, block, r)) {
+    if (r.swap && coversBlock(block, r)) {
       start = Math.min(start, block);
       end = Math.max(end, block + PMD_SIZE);
     }
@@ -170,7 +170,7 @@ function madvisePageout(mm: MmStruct, r: VmaRange): ErrnoName | null {
 }
 
 /** A whole THP in the range: reclaim took the folio, and every page of it, after the split. */
-function isTableCovering(mm: MmStruct, block: number, r: VmaRange): boolean {
+function coversBlock(block: number, r: VmaRange): boolean {
   return block >= r.start && block + PMD_SIZE <= r.end;
 }
 
