@@ -156,3 +156,13 @@ describe('verify', () => {
     expect(r.out.split('\n').pop()).toBe('9 agree, 0 differ, 0 skipped');
   });
 });
+
+describe('library API', () => {
+  test('the package entry point runs a scenario as the CLI does', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const api = require('../src/index') as typeof import('../src/index');
+    const r = api.simulate(api.loadScenarioFile(WW));
+    const viaCli = JSON.parse((await cli(['run', '--json', WW])).out);
+    expect(api.scenarioToJson('write-watch', r.kernel, r.results)).toEqual(viaCli);
+  });
+});
