@@ -8,12 +8,12 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { EnvironmentError } from '../errors';
-import { runOnKernel, type KernelRun, type KernelRunOptions } from '../kernel';
+import { runOnKernel, withHugetlbPages, withSwapFile, type HugetlbSize, type KernelRun, type KernelRunOptions } from '../kernel';
 import type { Program, StepResult } from '../scenario/program';
 import { stepToJson } from '../scenario/json';
 import { simulate, type SimulationResult } from '../simulate';
 import { compareRuns, type Field, type StepVerdict } from '../verify';
-import { randomProgram, seedName, type RandomProgramOptions } from './random-program';
+import { HUGETLB_BUDGET, randomProgram, seedName, type RandomProgramOptions } from './random-program';
 import { programToYaml, withExpectations } from './yaml';
 
 export interface DifferentialOptions {
@@ -97,6 +97,7 @@ export function replayCommand(seed: number, generator: RandomProgramOptions = {}
   const extra: string[] = [];
   if (generator.kinds?.length) extra.push(`--kinds ${generator.kinds.join(',')}`);
   if (generator.thp) extra.push('--thp');
+  if (generator.swap) extra.push('--swap');
   if (generator.minSteps !== undefined) extra.push(`--min-steps ${generator.minSteps}`);
   if (generator.maxSteps !== undefined) extra.push(`--max-steps ${generator.maxSteps}`);
   return [`npm run difftest -- --seed ${seed >>> 0} --count 1`, ...extra].join(' ');
@@ -138,11 +139,33 @@ async function runSeed(seed: number, opts: DifferentialOptions): Promise<SeedOut
   return { seed, program, kernel, emulator, verdicts, kernelStable };
 }
 
+/** The swap file of a `swap` run: far more than programs in flight can page out. */
+const SWAP_BYTES = 256 << 20;
+
 /**
- * Run `count` seeds from `seed` (within `seconds`), kernel vs emulator. Throws EnvironmentError
- * (before any seed is counted) when this machine cannot run programs on its kernel.
+ * The machine the generated programs assume, for as long as `fn` runs: hugetlb pools holding
+ * HUGETLB_BUDGET for each program in flight (so none runs short because of another), a swap
+ * file for `swap` programs. Put back afterwards, whatever happens (kernel/setup.ts).
+ */
+export async function withMachineFor<T>(generator: RandomProgramOptions, concurrency: number, fn: () => Promise<T>): Promise<T> {
+  const kinds = generator.kinds ?? [];
+  const pools: Partial<Record<HugetlbSize, number>> = {};
+  if (kinds.includes('hugetlb') || kinds.includes('hugetlb-shared')) pools['2M'] = HUGETLB_BUDGET['2M'] * concurrency;
+  if (kinds.includes('hugetlb-1g')) pools['1G'] = HUGETLB_BUDGET['1G'] * concurrency;
+  const withSwap = (f: () => Promise<T>): Promise<T> => (generator.swap ? withSwapFile(SWAP_BYTES, f) : f());
+  return withHugetlbPages(pools, () => withSwap(fn));
+}
+
+/**
+ * Run `count` seeds from `seed` (within `seconds`), kernel vs emulator, on a machine set up for
+ * the generator (withMachineFor). Throws EnvironmentError (before any seed is counted) when this
+ * machine cannot run programs on its kernel, or cannot be set up for them.
  */
 export async function runDifferential(opts: DifferentialOptions = {}): Promise<DifferentialReport> {
+  return withMachineFor(opts.generator ?? {}, Math.max(1, opts.concurrency ?? 2), () => runSeeds(opts));
+}
+
+async function runSeeds(opts: DifferentialOptions): Promise<DifferentialReport> {
   const first = (opts.seed ?? 1) >>> 0;
   const count = opts.count ?? 1000;
   const minCount = Math.min(count, opts.minCount ?? 0);

@@ -35,10 +35,11 @@ export async function main(argv: string[]): Promise<number> {
     .option('--out <dir>', 'where to write the scenario of each disagreement (default: a new temp dir)')
     .option('--min-steps <n>', 'at least this many random steps per program (default 6)', integer('a step count', 1, 10000))
     .option('--max-steps <n>', 'at most this many random steps per program (default 40)', integer('a step count', 1, 10000))
-    .option('--kinds <list>', `mapping kinds, comma-separated, or "all" (default anon): ${FUZZ_KINDS.join(', ')}`, (raw: string) =>
+    .option('--kinds <list>', `mapping kinds, comma-separated, or "all" (default anon): ${FUZZ_KINDS.join(', ')}; hugetlb kinds raise the hugetlb pools for the run (root)`, (raw: string) =>
       raw === 'all' ? [...FUZZ_KINDS] : kindList(raw),
     )
     .option('--thp', 'also exercise transparent huge pages (MADV_HUGEPAGE, MADV_COLLAPSE, multi-MiB mappings)')
+    .option('--swap', 'programs assume a swap device: a swap file is added for the run (root), MADV_PAGEOUT swaps out')
     .exitOverride();
   try {
     cmd.parse(argv);
@@ -56,12 +57,14 @@ export async function main(argv: string[]): Promise<number> {
     maxSteps?: number;
     kinds?: MemoryKind[];
     thp?: boolean;
+    swap?: boolean;
   }>();
   const generator: RandomProgramOptions = {};
   if (o.minSteps !== undefined) generator.minSteps = o.minSteps;
   if (o.maxSteps !== undefined) generator.maxSteps = o.maxSteps;
   if (o.kinds) generator.kinds = o.kinds;
   if (o.thp) generator.thp = true;
+  if (o.swap) generator.swap = true;
   const log = (line: string) => process.stdout.write(line + '\n');
   log(`difftest: seeds ${o.seed}..${o.seed + o.count - 1}${o.seconds ? `, at most ${o.seconds} s` : ''}, ${o.jobs} at a time`);
   try {

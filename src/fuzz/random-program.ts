@@ -1,5 +1,6 @@
-// randomProgram(seed): a random scenario Program built only from what the emulator models
-// (private anonymous memory), for differential testing against the real kernel.
+// randomProgram(seed): a random scenario Program for differential testing against the real
+// kernel: the mapping kinds asked for (anon by default; hugetlb within a pool budget), THP steps
+// with `thp`, swap with `swap` (the machine must match: see machineSetup()).
 //
 // Everything lives in a 4 GiB window at 0x100000000000 (four 1 GiB blocks), far from the replay
 // harness's own mappings, so no step and no scan can reach them. Every step but the scans carries
@@ -49,15 +50,17 @@ export interface RandomProgramOptions {
   /** Kernel profile of the program (default 6.18.44). */
   kernel?: string;
   /**
-   * Mapping kinds to draw from (default: anon only). Any of FUZZ_KINDS; hugetlb and pfnmap need
-   * machine set-up and are not generated.
+   * Mapping kinds to draw from (default: anon only). Any of FUZZ_KINDS; the hugetlb kinds need a
+   * pool (HUGETLB_BUDGET per program in flight). pfnmap needs a device and is not generated.
    */
   kinds?: readonly MemoryKind[];
   /** Also exercise transparent huge pages: MADV_HUGEPAGE/NOHUGEPAGE/COLLAPSE, multi-MiB mappings. */
   thp?: boolean;
+  /** Programs assume a swap device (`system.swap: on`): MADV_PAGEOUT swaps anonymous pages out. */
+  swap?: boolean;
 }
 
-/** The kinds randomProgram can map (no pools, devices or set-up needed). */
+/** The kinds randomProgram can map. */
 export const FUZZ_KINDS: readonly MemoryKind[] = [
   'anon',
   'shared-anon',
@@ -65,7 +68,19 @@ export const FUZZ_KINDS: readonly MemoryKind[] = [
   'memfd-shared',
   'file-private',
   'file-shared',
+  'hugetlb',
+  'hugetlb-shared',
+  'hugetlb-1g',
 ];
+
+const HUGETLB_KINDS: readonly MemoryKind[] = ['hugetlb', 'hugetlb-shared', 'hugetlb-1g'];
+
+/**
+ * The most hugetlb memory one program maps, in pages of each size (mmaps are counted whether they
+ * succeed or not, munmaps never give any back). A pool of this much per program in flight means
+ * no hugetlb mmap or fault runs out of pages, on the kernel or in the emulator.
+ */
+export const HUGETLB_BUDGET = { '2M': 8, '1G': 1 } as const;
 
 const ALL_CATEGORIES = 0x1ff;
 /** Category bits weighted by how interesting they are for anonymous memory. */
@@ -175,12 +190,16 @@ class Generator {
   private readonly thp: boolean;
   /** Ranges registered (or attempted) in WP mode on the current context: where WP ops are interesting. */
   private readonly wpRegistered: [number, number][] = [];
+  private readonly swap: boolean;
+  /** hugetlb pages of each size still allowed by HUGETLB_BUDGET. */
+  private readonly hugetlbLeft: { '2M': number; '1G': number } = { ...HUGETLB_BUDGET };
 
   constructor(seed: number, opts: RandomProgramOptions) {
     this.rng = new Rng(seed);
     this.kinds = opts.kinds?.length ? opts.kinds : ['anon'];
     for (const k of this.kinds) if (!FUZZ_KINDS.includes(k)) throw new Error(`randomProgram cannot map kind ${k}`);
     this.thp = opts.thp ?? false;
+    this.swap = opts.swap ?? false;
   }
 
   private push(op: Op): void {
@@ -189,8 +208,11 @@ class Generator {
 
   // -- sizes and places
 
-  private mappingSize(): number {
+  private mappingSize(kind: MemoryKind): number {
     const r = this.rng;
+    if (kind === 'hugetlb-1g') return GIB;
+    // hugetlb: mostly whole huge pages; now and then a length the kernel rounds up.
+    if (HUGETLB_KINDS.includes(kind)) return r.chance(0.85) ? r.int(1, 3) * PMD : r.int(1, 511) * P;
     // With THP: whole 2 MiB blocks, so that faults and MADV_COLLAPSE can make huge pages.
     if (this.thp && r.chance(0.4)) return r.int(1, 4) * PMD + (r.chance(0.3) ? r.int(1, 64) * P : 0);
     return (
@@ -218,8 +240,16 @@ class Generator {
   }
 
   /** Where the next mapping goes, relative to the previous one (or anywhere in the window). */
-  private placement(prev: Mapping | undefined, size: number): number {
+  private placement(prev: Mapping | undefined, size: number, kind: MemoryKind): number {
     const r = this.rng;
+    if (HUGETLB_KINDS.includes(kind)) {
+      // hugetlb needs an address aligned to its page size (else EINVAL, tried now and then).
+      const align = kind === 'hugetlb-1g' ? GIB : PMD;
+      const near = prev ? Math.ceil((prev.addr + prev.size) / align) * align : WINDOW_START + r.int(0, 3) * GIB + r.int(0, 40) * PMD;
+      const addr = (r.chance(0.5) || !prev ? near : WINDOW_START + r.int(0, 3) * GIB + (align === PMD ? r.int(0, 511) * PMD : 0)) +
+        (r.chance(0.05) ? r.int(1, 511) * P : 0);
+      return Math.min(addr, Math.floor((WINDOW_END - Math.max(size, align)) / align) * align);
+    }
     const anywhere = (): number => {
       const gib = r.int(0, 3);
       // Now and then right below a 1 GiB boundary, so that mappings cross it.
@@ -244,10 +274,32 @@ class Generator {
     return `m${this.named}`;
   }
 
+  /** A kind to map: anon 40% of the time, a hugetlb kind only while the budget lasts. */
+  private kind(): MemoryKind {
+    const r = this.rng;
+    let kind = this.kinds.length === 1 ? this.kinds[0]! : r.chance(0.4) ? 'anon' : r.pick(this.kinds);
+    if (HUGETLB_KINDS.includes(kind) && this.hugetlbLeft[kind === 'hugetlb-1g' ? '1G' : '2M'] === 0) kind = 'anon';
+    return kind;
+  }
+
+  /** Count a hugetlb mmap against the budget; false (and nothing counted) when it does not fit. */
+  private spendHugetlb(kind: MemoryKind, size: number): boolean {
+    if (!HUGETLB_KINDS.includes(kind)) return true;
+    const pool = kind === 'hugetlb-1g' ? '1G' : '2M';
+    const pages = Math.ceil(size / (pool === '1G' ? GIB : PMD));
+    if (pages > this.hugetlbLeft[pool]) return false;
+    this.hugetlbLeft[pool] -= pages;
+    return true;
+  }
+
   mmap(prev?: Mapping): void {
-    const size = this.mappingSize();
-    const addr = this.placement(prev, size);
-    const kind = this.kinds.length === 1 ? this.kinds[0]! : this.rng.chance(0.4) ? 'anon' : this.rng.pick(this.kinds);
+    let kind = this.kind();
+    let size = this.mappingSize(kind);
+    if (!this.spendHugetlb(kind, size)) {
+      kind = 'anon';
+      size = this.mappingSize(kind);
+    }
+    const addr = this.placement(prev, size, kind);
     const m = { name: this.newName(), addr, size, kind };
     this.maps.push(m);
     if (kind !== 'anon') this.notAnon.add(addr, addr + size);
@@ -389,7 +441,7 @@ class Generator {
       [3, 'populate-read'],
       [3, 'populate-write'],
       [1, 'cold'],
-      [1, 'pageout'],
+      [this.swap ? 4 : 1, 'pageout'],
       [1, 'remove'],
     ]);
     for (let attempt = 0; attempt < 6; attempt++) {
@@ -424,7 +476,9 @@ class Generator {
   munmap(): void {
     const [a, b] = this.range();
     this.push({ op: 'munmap', addr: BigInt(a), size: BigInt(b - a) });
-    // A successful munmap (always, for a page-aligned range in the window) drops registrations.
+    // A successful munmap drops registrations: always, for a page-aligned range in the window,
+    // unless it would split a hugetlb mapping off its huge-page boundaries (EINVAL).
+    if (this.maps.some((m) => HUGETLB_KINDS.includes(m.kind) && m.addr < b && m.addr + m.size > a)) return;
     this.missing.remove(a, b);
     this.syncWp.remove(a, b);
   }
@@ -690,7 +744,7 @@ export function randomProgram(seed: number, opts: RandomProgramOptions = {}): Pr
     description: `random program, seed ${seed >>> 0}`,
     file,
     kernel: opts.kernel ?? '6.18.44',
-    system: { swap: false, thp: 'madvise' },
+    system: { swap: opts.swap ?? false, thp: 'madvise' },
     steps,
     names,
   };

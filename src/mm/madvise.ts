@@ -76,7 +76,8 @@ export function doMadvise(mm: MmStruct, addr: bigint, len: bigint, advice: Advic
   const unmapped = !mm.fullyMapped(start, end);
   const flag = FLAG_ADVICE[advice];
   if (flag) {
-    modifyVmas(mm, start, end, flag);
+    const { error } = modifyVmas(mm, start, end, flag);
+    if (error) return error;
   } else {
     const apply = RANGE_ADVICE[advice]!;
     for (const vma of mm.vmasIn(start, end)) {
@@ -104,10 +105,25 @@ function anyWriteProtected(mm: MmStruct, r: VmaRange): boolean {
 
 /** MADV_REMOVE: punch a hole in a shared file mapping's file; its mappings are zapped. */
 function madviseRemove(mm: MmStruct, r: VmaRange): ErrnoName | null {
+  if (isHugetlb(r.vma)) return hugetlbRemove(mm, r);
   if (!r.vma.mapping) return 'EINVAL';
   if (!isSharedMapping(r.vma)) return 'EACCES';
   fileRemove(r.vma, r.start, r.end);
   zapRange(mm, r.vma, r.start, r.end);
+  return null;
+}
+
+/**
+ * MADV_REMOVE on hugetlb (every hugetlb VMA has its hugetlbfs file): private ones are EACCES;
+ * hugetlbfs_punch_hole() unmaps and frees only the huge pages wholly inside the hole (partial
+ * ones are zeroed in place), leaving uffd-wp markers (hugetlb_vmdelete_list(), no DROP_MARKER).
+ */
+function hugetlbRemove(mm: MmStruct, r: VmaRange): ErrnoName | null {
+  if (r.vma.kind === 'hugetlb' || r.vma.kind === 'hugetlb-1g') return 'EACCES';
+  const size = hugePageSize(r.vma);
+  const lo = Math.ceil(r.start / size) * size;
+  const hi = Math.floor(r.end / size) * size;
+  if (lo < hi) hugetlbZap(mm, r.vma, lo, hi, false);
   return null;
 }
 

@@ -70,6 +70,9 @@ export function handleMmFault(
     // File and shmem faults: page by page, since fault-around maps neighbours too.
     if (!write && ptePresent(mm.pte.get(start) ?? 0) && isTable(mm.pmd.get(start))) return { outcome: 'ok', next: end };
     if (mm.pte.get(start) !== undefined && isGuardMarker(mm.pte.get(start)!)) return { outcome: 'SIGSEGV', next: start + 4096 };
+    // do_swap_page(): a swapped-out copy-on-write page of a private mapping comes back as the
+    // anonymous page it was (handle_pte_fault() tries swap entries before do_fault()).
+    if (pteKind(mm.pte.get(start) ?? 0) === PTE_SWAP) return { outcome: handlePteFault(mm, vma, ctx, start, start + 4096, write), next: start + 4096 };
     doFileFault(mm, vma, ctx, start, write, () => resolveWriteProtect(vma, ctx));
     return { outcome: 'ok', next: start + 4096 };
   }

@@ -85,9 +85,15 @@ function mprotectAccount(vma: Vma, prot: number): boolean {
   return vma.account;
 }
 
-/** A hugetlb VMA is only ever split at huge-page boundaries (hugetlb_split()). */
+/** A hugetlb VMA is only ever split at huge-page boundaries (hugetlb_vm_op_split(): EINVAL). */
+function splitRefused(vma: Vma, start: number, end: number): boolean {
+  if (!isHugetlb(vma)) return false;
+  const size = hugePageSize(vma);
+  return (start > vma.start && start % size !== 0) || (end < vma.end && end % size !== 0);
+}
+
 function hugetlbMisaligned(mm: MmStruct, start: number, end: number): boolean {
-  return mm.vmasIn(start, end).some((v) => isHugetlb(v) && (start % hugePageSize(v) !== 0 || (end < v.end && end % hugePageSize(v) !== 0)));
+  return mm.vmasIn(start, end).some((v) => splitRefused(v, start, end));
 }
 
 /** Validate [addr, addr+len) for munmap/mprotect/madvise-like calls; null if invalid. */
@@ -111,17 +117,34 @@ export function splitVmas(mm: MmStruct, start: number, end: number): Vma[] {
 }
 
 /**
- * vma_modify() over [start, end): each VMA for which `change` returns new fields is split to the
- * range and changed; VMAs that would not change are left whole (mprotect_fixup(),
- * madvise_update_vma() and userfaultfd_register_range() all skip them). Then neighbours merge.
+ * vma_modify() over [start, end), VMA by VMA in address order: each VMA for which `change`
+ * returns new fields is split to the range and changed; VMAs that would not change are left
+ * whole (mprotect_fixup(), madvise_update_vma() and userfaultfd_register_range() all skip them).
+ * A split a hugetlb VMA refuses stops the walk with EINVAL (the VMAs before it stay changed).
+ * Then neighbours merge. `change` sees the part of the VMA in the range.
  */
-export function modifyVmas(mm: MmStruct, start: number, end: number, change: (vma: Vma) => Partial<Vma> | null): void {
+export function modifyVmas(
+  mm: MmStruct,
+  start: number,
+  end: number,
+  change: (vma: Vma, lo: number, hi: number) => Partial<Vma> | null,
+): { error: ErrnoName | null; stoppedAt: number } {
+  let stoppedAt = end;
+  let error: ErrnoName | null = null;
   for (const vma of mm.vmasIn(start, end)) {
-    const fields = change(vma);
+    const lo = Math.max(start, vma.start);
+    const hi = Math.min(end, vma.end);
+    const fields = change(vma, lo, hi);
     if (!fields || Object.entries(fields).every(([k, v]) => vma[k as keyof Vma] === v)) continue;
-    for (const part of splitVmas(mm, Math.max(start, vma.start), Math.min(end, vma.end))) Object.assign(part, fields);
+    if (splitRefused(vma, start, end)) {
+      error = 'EINVAL';
+      stoppedAt = lo;
+      break;
+    }
+    for (const part of splitVmas(mm, lo, hi)) Object.assign(part, fields);
   }
   mm.mergeAround(start, end);
+  return { error, stoppedAt };
 }
 
 /** do_vmi_munmap() */
@@ -151,7 +174,6 @@ export function doMprotect(mm: MmStruct, addr: bigint, len: bigint, prot: number
   const { start, end } = range;
   const first = mm.vmaLookup(start);
   if (!first) return 'ENOMEM';
-  if (hugetlbMisaligned(mm, start, end)) return 'EINVAL';
   let pos = start;
   let err: ErrnoName | null = null;
   for (const vma of mm.vmasIn(start, end)) {
@@ -161,8 +183,13 @@ export function doMprotect(mm: MmStruct, addr: bigint, len: bigint, prot: number
     }
     pos = vma.end;
   }
-  const covered = Math.min(end, err ? pos : end);
-  modifyVmas(mm, start, covered, (vma) => ({ prot, account: mprotectAccount(vma, prot) }));
+  // mprotect_fixup() VMA by VMA: a hugetlb split refused (EINVAL) or a gap (ENOMEM) stops it.
+  let covered = Math.min(end, err ? pos : end);
+  const fixup = modifyVmas(mm, start, covered, (vma) => ({ prot, account: mprotectAccount(vma, prot) }));
+  if (fixup.error) {
+    covered = fixup.stoppedAt;
+    err = fixup.error;
+  }
   // change_protection() without write permission write-protects every present page.
   if (!(prot & PROT_WRITE)) mm.pte.map.update(mm.pte.index(start), mm.pte.index(covered), (pte) => pte & ~PTE_WRITE);
   if (!err && pos < end) err = 'ENOMEM';

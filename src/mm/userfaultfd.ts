@@ -138,19 +138,23 @@ export function uffdioRegister(mm: MmStruct, ctx: UffdCtx, addr: bigint, len: bi
   const m = Number(mode);
   const wpAsync = (ctx.features & UFFD_FEATURES.WP_ASYNC) !== 0;
   const vmas = mm.vmasIn(range.start, range.end);
-  if (vmas.length === 0) return 'EINVAL';
+  if (vmas.length === 0 || hugetlbMisaligned(vmas[0], range.start)) return 'EINVAL';
   for (const vma of vmas) {
     if (!vmaCanUserfault(vma, m, wpAsync)) return 'EINVAL';
     if (m & UFFD_REGISTER_MODES.WP && !(vma.prot & PROT_WRITE) && !mayWrite(vma)) return 'EPERM';
-    // A hugetlb VMA is registered in whole huge pages.
-    if (isHugetlb(vma)) {
-      const size = hugePageSize(vma);
-      if ((vma.start < range.start && range.start % size) || (range.end < vma.end && range.end % size)) return 'EINVAL';
-    }
+    // The hugetlb VMA holding the end is registered up to a huge page boundary.
+    if (range.end > vma.start && range.end <= vma.end && hugetlbMisaligned(vma, range.end)) return 'EINVAL';
   }
   // A VMA already registered with every requested mode is left as it is.
-  modifyVmas(mm, range.start, range.end, (vma) => (vma.uffd && (vma.uffd & m) === m ? null : { uffd: m }));
-  return null;
+  return modifyVmas(mm, range.start, range.end, (vma) => (vma.uffd && (vma.uffd & m) === m ? null : { uffd: m })).error;
+}
+
+/**
+ * userfaultfd_register() / _unregister(): the first VMA, if hugetlb, must start the range on a
+ * huge page boundary (even when the range begins in a gap before it); so must the end.
+ */
+function hugetlbMisaligned(vma: Vma, addr: number): boolean {
+  return isHugetlb(vma) && addr % hugePageSize(vma) !== 0;
 }
 
 /** VM_MAYWRITE: every anonymous mapping may become writable. */
@@ -165,13 +169,14 @@ export function uffdioUnregister(mm: MmStruct, ctx: UffdCtx, addr: bigint, len: 
   if (!range) return 'EINVAL';
   const wpAsync = (ctx.features & UFFD_FEATURES.WP_ASYNC) !== 0;
   const vmas = mm.vmasIn(range.start, range.end);
-  if (vmas.length === 0) return 'EINVAL';
+  if (vmas.length === 0 || hugetlbMisaligned(vmas[0], range.start)) return 'EINVAL';
   for (const vma of vmas) if (!vmaCanUserfault(vma, vma.uffd, wpAsync)) return 'EINVAL';
-  for (const vma of vmas) {
-    if (userfaultfdWp(vma)) uffdWpRange(mm, vma, ctx, Math.max(range.start, vma.start), Math.min(range.end, vma.end), false);
-  }
-  modifyVmas(mm, range.start, range.end, (vma) => (vma.uffd ? { uffd: 0 } : null));
-  return null;
+  // userfaultfd_clear_vma(): the write protection goes before the split, which hugetlb may refuse.
+  return modifyVmas(mm, range.start, range.end, (vma, lo, hi) => {
+    if (!vma.uffd) return null;
+    if (userfaultfdWp(vma)) uffdWpRange(mm, vma, ctx, lo, hi, false);
+    return { uffd: 0 };
+  }).error;
 }
 
 /** Closing the last reference: every registration is cleared (userfaultfd_release()). */
