@@ -86,14 +86,12 @@ function mprotectAccount(vma: Vma, prot: number): boolean {
 }
 
 /** A hugetlb VMA is only ever split at huge-page boundaries (hugetlb_vm_op_split(): EINVAL). */
-function splitRefused(vma: Vma, start: number, end: number): boolean {
-  if (!isHugetlb(vma)) return false;
-  const size = hugePageSize(vma);
-  return (start > vma.start && start % size !== 0) || (end < vma.end && end % size !== 0);
+function splitRefusedAt(vma: Vma, addr: number): boolean {
+  return isHugetlb(vma) && vma.start < addr && addr < vma.end && addr % hugePageSize(vma) !== 0;
 }
 
-function hugetlbMisaligned(mm: MmStruct, start: number, end: number): boolean {
-  return mm.vmasIn(start, end).some((v) => splitRefused(v, start, end));
+function splitRefused(vma: Vma, start: number, end: number): boolean {
+  return splitRefusedAt(vma, start) || splitRefusedAt(vma, end);
 }
 
 /** Validate [addr, addr+len) for munmap/mprotect/madvise-like calls; null if invalid. */
@@ -153,9 +151,16 @@ export function doMunmap(mm: MmStruct, addr: bigint, len: bigint): ErrnoName | n
   const range = userRange(addr, len);
   if (!range) return 'EINVAL';
   const { start, end } = range;
-  if (hugetlbMisaligned(mm, start, end)) return 'EINVAL';
+  // vms_gather_munmap_vmas(): the first VMA is split at start, then the last at end; a refused
+  // end split fails the call after the start split (and the THP split it made) happened.
+  const inRange = mm.vmasIn(start, end);
+  if (inRange.length === 0) return null;
+  if (splitRefusedAt(inRange[0], start)) return 'EINVAL';
+  if (splitRefusedAt(inRange[inRange.length - 1], end)) {
+    splitVmas(mm, start, start);
+    return 'EINVAL';
+  }
   const vmas = splitVmas(mm, start, end);
-  if (vmas.length === 0) return null;
   for (const vma of vmas) {
     if (isHugetlb(vma)) hugetlbZap(mm, vma, vma.start, vma.end, true);
     else zapRange(mm, vma, vma.start, vma.end, { dropMarkers: true });
