@@ -1,8 +1,8 @@
-// Seeded random differential testing: a bounded slice of random programs, each run on this
-// machine's kernel and on the emulator, must agree step by step (steps the emulator does not
-// model are skipped and counted). A disagreement fails the test with its seed, the scenario file
-// written for it and the command that replays it. Without kernel support, one loud line says
-// what was skipped and why.
+// Seeded random differential testing: bounded slices of random programs (anonymous memory;
+// every kind with THP and swap), each run on this machine's kernel and on the emulator, must
+// agree step by step (steps the emulator does not model are skipped and counted). A disagreement
+// fails the test with its seed, the scenario file written for it and the command that replays
+// it. Without kernel support, one loud line says what was skipped and why.
 //
 // Also: programToYaml() round-trips through parseScenario(), and the generator is deterministic
 // and stays within its contract (no kernel needed for those).
@@ -13,20 +13,26 @@ import * as path from 'path';
 
 import { EnvironmentError } from '../src/errors';
 import { formatReport, runDifferential, type DifferentialReport } from '../src/fuzz/differential';
-import { FUZZ_KINDS, randomProgram, WINDOW_END, WINDOW_START } from '../src/fuzz/random-program';
+import { FUZZ_KINDS, randomProgram, WINDOW_END, WINDOW_START, type RandomProgramOptions } from '../src/fuzz/random-program';
 import { programToYaml, withExpectations } from '../src/fuzz/yaml';
 import { parseScenario } from '../src/scenario';
 import type { Program } from '../src/scenario/program';
 import { VEC_ADDR } from '../src/scenario/program';
 import { simulate } from '../src/simulate';
 
-/** The fixed slice: seeds BASE_SEED, BASE_SEED+1, ... */
-const BASE_SEED = 0x5eed0000;
-/** At least this many seeds are run, whatever the time... */
+/** At least this many seeds are run in each slice, whatever the time... */
 const MIN_SEEDS = 200;
-/** ...and no more than this many, nor new seeds after SECONDS (50-150 seeds/s with 2 jobs). */
+/** ...and no more than this many, nor new seeds after `seconds` (50-150 seeds/s with 2 jobs). */
 const MAX_SEEDS = 3000;
-const SECONDS = 70;
+
+/**
+ * The fixed slices: seeds base, base+1, ... of each generator. The second draws every kind
+ * (hugetlb pools and a swap file are set up for it, and put back) with THP steps.
+ */
+const SLICES: readonly { name: string; base: number; seconds: number; generator: RandomProgramOptions }[] = [
+  { name: 'anonymous memory', base: 0x5eed0000, seconds: 35, generator: {} },
+  { name: 'every kind, THP, swap', base: 0x5eed8000, seconds: 45, generator: { kinds: FUZZ_KINDS, thp: true, swap: true } },
+];
 
 /** A Program's meaning, without the `where` of its steps (which differ between sources). */
 function meaning(p: Program): unknown {
@@ -137,7 +143,7 @@ describe('randomProgram', () => {
   });
 });
 
-describe('differential: random programs, kernel vs emulator', () => {
+describe.each(SLICES)('differential: random programs, kernel vs emulator ($name)', ({ base, seconds, generator }) => {
   let report: DifferentialReport | undefined;
   let unavailable: string | undefined;
   const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pagemap-scan-difftest-'));
@@ -145,26 +151,27 @@ describe('differential: random programs, kernel vs emulator', () => {
   beforeAll(async () => {
     try {
       report = await runDifferential({
-        seed: BASE_SEED,
+        seed: base,
         count: MAX_SEEDS,
         minCount: MIN_SEEDS,
-        seconds: SECONDS,
+        seconds,
         concurrency: 2,
         outDir,
+        generator,
       });
     } catch (e) {
       if (!(e instanceof EnvironmentError)) throw e;
       unavailable = e.message;
       console.warn(`SKIPPED: differential testing of random programs against the kernel: ${e.message}`);
     }
-  }, (SECONDS + 120) * 1000);
+  }, (seconds + 120) * 1000);
 
   afterAll(() => {
     // Keep the scenario files of disagreements for replaying; remove an empty directory.
     if (fs.existsSync(outDir) && fs.readdirSync(outDir).length === 0) fs.rmdirSync(outDir);
   });
 
-  test(`at least ${MIN_SEEDS} seeds from 0x${BASE_SEED.toString(16)} agree with the kernel`, () => {
+  test(`at least ${MIN_SEEDS} seeds from 0x${base.toString(16)} agree with the kernel`, () => {
     if (unavailable) return;
     const r = report!;
     const problems = [

@@ -85,6 +85,8 @@ export interface DifferentialReport {
   flaky: Flaky[];
   unreproduced: Unreproduced[];
   elapsedMs: number;
+  /** Seeds whose first kernel run hung but whose second ran to the end (transient: CPU starvation). */
+  retriedHangs: number;
   /** True when the time limit stopped the run before `count` seeds. */
   timedOut: boolean;
   outDir?: string;
@@ -112,6 +114,8 @@ interface SeedOutcome {
   verdicts?: StepVerdict[];
   /** Set when a disagreement was found: whether the kernel gave the same answers on re-runs. */
   kernelStable?: boolean;
+  /** The first kernel run hung and a second one did not (its answers are the ones compared). */
+  retriedHang?: boolean;
 }
 
 /** How many times a disagreeing program is run again on the kernel to see if its answers are stable. */
@@ -121,22 +125,32 @@ async function runSeed(seed: number, opts: DifferentialOptions): Promise<SeedOut
   const program = randomProgram(seed, opts.generator);
   // A hang ends a run, so find it fast: blocked 2 s, or busy 10 s (no generated step needs more).
   const kernelOpts: KernelRunOptions = { stepTimeoutMs: 2000, stepLimitMs: 10_000, ...opts.kernel };
-  const kernel = await runOnKernel(program, kernelOpts);
+  let kernel = await runOnKernel(program, kernelOpts);
+  // A step that hung for lack of CPU (two jobs, a 1 GiB page being cleared) is run once more; a
+  // real hang (a fault nobody resolves) hangs again.
+  let retriedHang = false;
+  if (kernel.unreproduced.some((u) => u.reason === 'hang')) {
+    const again = await runOnKernel(program, kernelOpts);
+    if (again.unreproduced.length === 0) {
+      kernel = again;
+      retriedHang = true;
+    }
+  }
   let emulator: SimulationResult;
   try {
     emulator = simulate(program);
   } catch (e) {
-    return { seed, program, kernel, emulatorError: e };
+    return { seed, program, kernel, emulatorError: e, retriedHang };
   }
   const verdicts = compareRuns(program, kernel, emulator);
-  if (!verdicts.some((v) => v.status === 'differ')) return { seed, program, kernel, emulator, verdicts };
+  if (!verdicts.some((v) => v.status === 'differ')) return { seed, program, kernel, emulator, verdicts, retriedHang };
   // The kernel is the reference only if it answers the same every time: background work
   // (khugepaged collapsing THPs, reclaim) can change what a scan sees.
   const answers = (run: KernelRun) => JSON.stringify(run.results.map(stepToJson));
   let kernelStable = true;
   for (let i = 0; i < CONFIRM_RUNS && kernelStable; i++)
     kernelStable = answers(await runOnKernel(program, kernelOpts)) === answers(kernel);
-  return { seed, program, kernel, emulator, verdicts, kernelStable };
+  return { seed, program, kernel, emulator, verdicts, kernelStable, retriedHang };
 }
 
 /** The swap file of a `swap` run: far more than programs in flight can page out. */
@@ -183,6 +197,7 @@ async function runSeeds(opts: DifferentialOptions): Promise<DifferentialReport> 
     disagreements: [],
     flaky: [],
     unreproduced: [],
+    retriedHangs: 0,
     elapsedMs: 0,
     timedOut: false,
   };
@@ -199,6 +214,7 @@ async function runSeeds(opts: DifferentialOptions): Promise<DifferentialReport> 
 
   const record = (o: SeedOutcome): void => {
     report.seedsRun++;
+    if (o.retriedHang) report.retriedHangs++;
     const kernel = o.kernel;
     const seedLine = `seed ${o.seed}`;
     if (o.emulatorError !== undefined) {
@@ -337,6 +353,7 @@ export function formatReport(r: DifferentialReport): string[] {
       `differently on a re-run), ${r.unreproduced.length} not reproducible on the kernel`,
     `${r.stepsAgreed} steps agreed; ${r.notModelledSteps} steps in ${r.notModelledSeeds} seeds skipped as "not modelled" by the emulator`,
   ];
+  if (r.retriedHangs) lines.push(`  ${r.retriedHangs} seeds hung once on the kernel and ran to the end when run again (compared on that run)`);
   for (const [reason, n] of [...r.notModelledReasons].sort((a, b) => b[1] - a[1])) lines.push(`  not modelled x${n}: ${reason}`);
   for (const d of r.disagreements)
     lines.push(`  seed ${d.seed}: step ${d.step} ${d.op} (${d.fields.join(', ')}): ${d.file}`);

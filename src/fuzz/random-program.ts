@@ -441,7 +441,7 @@ class Generator {
       [3, 'populate-read'],
       [3, 'populate-write'],
       [1, 'cold'],
-      [this.swap ? 4 : 1, 'pageout'],
+      [this.swap ? 6 : 1, 'pageout'],
       [1, 'remove'],
     ]);
     for (let attempt = 0; attempt < 6; attempt++) {
