@@ -25,6 +25,7 @@ import {
 import { doHugePmdAnonymousPage, splitHugePmd, thpFaultAllowed } from './huge_memory';
 import type { SystemConfig } from '../scenario/program';
 import { doFileFault, isSharedMapping } from './filemap';
+import { markFolioDirty } from './readahead';
 import { handleUserfault, userfaultfdWpAsync, type UffdCtx } from './userfaultfd';
 import { isPfnmap, userfaultfdWp, vmaIsAnonymous, type Vma } from './vma';
 import { UFFD_REGISTER_MODES } from '../uapi';
@@ -62,6 +63,7 @@ export function handleMmFault(
     if (write && pmd & PTE_UFFD_WP && userfaultfdWp(vma)) resolveWriteProtect(vma, ctx);
     if (!write || isSharedMapping(vma)) {
       if (write) mm.pmd.set(start, start + 1, pmd & ~PTE_UFFD_WP);
+      if (write && !vma.mapping.shmem) markFolioDirty(vma.mapping, (start - vma.fileBase!) / 4096);
       return { outcome: 'ok', next: Math.min(end, roundDown(start, PMD_SIZE) + PMD_SIZE) };
     }
     splitHugePmd(mm, start);
