@@ -1,11 +1,13 @@
 // Property tests: the engine (simulate) against the reference model (test/reference/) on random
 // programs, with fast-check.
 //
-// Every generated program (test/reference/arbitraries.ts) makes anonymous mappings, maybe a
-// userfaultfd, then random touches, madvise, munmap, mprotect, uffd operations and scans with
-// random arguments, and ends with five probe scans. Required for each:
+// Every generated program (test/reference/arbitraries.ts) makes anonymous and hugetlb mappings
+// (2 MiB and 1 GiB, private and shared, from a pool of a few pages), on a system with or without
+// swap, maybe a userfaultfd, then random touches, madvise, munmap, mprotect, uffd operations and
+// scans with random arguments, and ends with five probe scans. Required for each:
 //   - engine == reference: every step's ret, errno, walk_end and regions, where and why the run
-//     stopped, and the page-table state (dumpPages) of the window afterwards;
+//     stopped, and the page-table state (dumpPages) of the window afterwards, outside hugetlb
+//     VMAs (their entries are compared through the scans);
 //   - every scan result is well formed (sorted, disjoint, aligned regions inside the range, within
 //     vec_len and max_pages, walk_end aligned inside [start, rounded end], no equal neighbours);
 //   - [a,b) then [b,c) reports what [a,c) reports (no WP, no limits), up to the split at b;
@@ -35,6 +37,8 @@ const SEED = SEED_ENV === 'random' ? Date.now() ^ (Math.random() * 0x7fffffff) :
 const VERBOSE = process.env.PAGEMAP_PROPERTY_VERBOSE === '1';
 
 const WRITTEN = 2;
+const SWAPPED = 16;
+const HUGE = 64;
 
 /** What the runs saw, so that a generator that stopped reaching things is noticed. */
 const coverage: Record<string, number> = {};
@@ -63,6 +67,8 @@ function checkCase(c: Case): void {
     const bad = scanInvariants(arg, r);
     if (bad.length) throw new Error(`step ${r.step}: ${bad.join('; ')}\n  ${showResult(r)}`);
     count(r.errno ? `scan ${r.errno}` : 'scan ok');
+    if ((r.regions ?? []).some((g) => g.categories & HUGE)) count('scan reports HUGE (hugetlb)');
+    if (program.system.swap && (r.regions ?? []).some((g) => g.categories & SWAPPED && !(g.categories & HUGE))) count('scan reports SWAPPED with swap on');
     if ((r.regions ?? []).length > 512) count('scan > 512 regions');
     if (!r.errno && arg.vec_len === 0n && arg.flags & 1n) count('scan exclusive WP');
     if (!r.errno && r.walk_end !== null && r.walk_end !== undefined && r.walk_end < ((arg.end + 4095n) / 4096n) * 4096n) count('scan stopped early');
@@ -128,6 +134,8 @@ test(`engine == reference on ${RUNS} random programs, and every scan is well for
     expect(coverage['scan exclusive WP'] ?? 0).toBeGreaterThan(RUNS * 0.05);
     expect(coverage['scan stopped early'] ?? 0).toBeGreaterThan(RUNS * 0.01);
     expect(coverage['scan EPERM'] ?? 0).toBeGreaterThan(0);
+    expect(coverage['scan reports HUGE (hugetlb)'] ?? 0).toBeGreaterThan(RUNS * 0.05);
+    expect(coverage['scan reports SWAPPED with swap on'] ?? 0).toBeGreaterThan(RUNS * 0.02);
   }
 });
 

@@ -1,6 +1,7 @@
-// fast-check arbitraries for the property tests: random address spaces (anonymous mappings at
-// 2 MiB-aligned addresses in 0x100000000000..0x100100000000, touches, userfaultfd, madvise,
-// munmap, mprotect) and random PAGEMAP_SCAN arguments, as resolved scenario Programs.
+// fast-check arbitraries for the property tests: random address spaces (anonymous and hugetlb
+// mappings at 2 MiB-aligned addresses in 0x100000000000..0x100100000000, with or without swap, a
+// hugetlb pool of a few pages, touches, userfaultfd, madvise, munmap, mprotect) and random
+// PAGEMAP_SCAN arguments, as resolved scenario Programs.
 
 import fc from 'fast-check';
 import type { Advice, Op, Program, Step } from '../../src/scenario/program';
@@ -26,22 +27,49 @@ export const ANCHORS: bigint[] = [
   WINDOW_START + 3n * GiB + 511n * MiB2, // the last block of the window
 ];
 
+/** The kinds of mapping the reference models. */
+export type MapKind = 'anon' | 'hugetlb' | 'hugetlb-shared' | 'hugetlb-1g';
+
 /** A mapping made by the setup of every case: at an anchor, of some pages, with a protection. */
 export interface MapSpec {
   anchor: number;
   pages: number;
   prot: number;
+  /** Absent: anon (cases recorded before the other kinds keep their meaning). */
+  kind?: MapKind;
 }
 
-const mapSpec: fc.Arbitrary<MapSpec> = fc.record({
+const prot3 = fc.oneof({ weight: 8, arbitrary: fc.constant(3) }, { weight: 1, arbitrary: fc.constantFrom(0, 1, 2, 5, 7) });
+
+const anonMapSpec: fc.Arbitrary<MapSpec> = fc.record({
   anchor: fc.nat(ANCHORS.length - 1),
   pages: fc.oneof(
     { weight: 4, arbitrary: fc.integer({ min: 1, max: 40 }) },
     { weight: 3, arbitrary: fc.constantFrom(256, 511, 512, 513, 1024, 1300, 1536) },
     { weight: 1, arbitrary: fc.integer({ min: 1, max: 1600 }) },
   ),
-  prot: fc.oneof({ weight: 8, arbitrary: fc.constant(3) }, { weight: 1, arbitrary: fc.constantFrom(0, 1, 2, 5, 7) }),
+  prot: prot3,
 });
+
+/** hugetlb mappings: sizes are rounded up to whole huge pages by mmap. */
+const hugeMapSpec: fc.Arbitrary<MapSpec> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      anchor: fc.nat(ANCHORS.length - 1),
+      pages: fc.constantFrom(512, 512, 1024, 1024, 1536, 2048, 1, 300, 513),
+      prot: prot3,
+      kind: fc.constantFrom<MapKind>('hugetlb', 'hugetlb', 'hugetlb-shared'),
+    }),
+  },
+  // 1 GiB pages: only the first and second GiB of the window are aligned anchors.
+  { weight: 1, arbitrary: fc.record({ anchor: fc.constantFrom(0, 5, 5, 1), pages: fc.constantFrom(262144, 1), prot: prot3, kind: fc.constant<MapKind>('hugetlb-1g') }) },
+);
+
+const mapSpec: fc.Arbitrary<MapSpec> = fc.oneof({ weight: 5, arbitrary: anonMapSpec }, { weight: 2, arbitrary: hugeMapSpec });
+
+/** The size in bytes of a huge page of a kind (0: not hugetlb). */
+export const hugeSizeOf = (kind: MapKind | undefined): bigint => (kind === 'hugetlb-1g' ? GiB : kind === 'hugetlb' || kind === 'hugetlb-shared' ? MiB2 : 0n);
 
 /**
  * A range relative to one of the case's mappings: `at` and `len` are per-mille of its size,
@@ -53,6 +81,8 @@ export interface Target {
   len: number;
   nudge: number;
   pages: number | null;
+  /** On a hugetlb mapping: round the start down and the end up to huge pages. */
+  snap?: boolean;
 }
 
 const target: fc.Arbitrary<Target> = fc.record({
@@ -61,6 +91,7 @@ const target: fc.Arbitrary<Target> = fc.record({
   len: fc.oneof({ weight: 3, arbitrary: fc.constant(1000) }, { weight: 4, arbitrary: fc.integer({ min: 0, max: 1100 }) }),
   nudge: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: -3, max: 3 }) }),
   pages: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 2, arbitrary: fc.integer({ min: 0, max: 20 }) }, { weight: 1, arbitrary: fc.constantFrom(511, 512, 513, 1024) }),
+  snap: fc.oneof({ weight: 1, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
 });
 
 /** [addr, addr+size) of a target, in bytes. */
@@ -68,8 +99,19 @@ export function resolveTarget(maps: MapSpec[], t: Target): { addr: bigint; size:
   const m = maps[t.map % maps.length];
   const first = Math.floor((m.pages * t.at) / 1000) + t.nudge;
   const n = t.pages ?? Math.max(0, Math.ceil((m.pages * t.len) / 1000));
-  return { addr: ANCHORS[m.anchor] + BigInt(first) * P, size: BigInt(n) * P };
+  let addr = ANCHORS[m.anchor] + BigInt(first) * P;
+  let size = BigInt(n) * P;
+  const h = hugeSizeOf(m.kind);
+  if (t.snap && h) {
+    const end = ((addr + size + h - 1n) / h) * h;
+    addr = (addr / h) * h;
+    size = end - addr;
+  }
+  return { addr, size };
 }
+
+/** The length of a mapping as mmap() is given it. */
+const mapSize = (m: MapSpec): bigint => BigInt(m.pages) * P;
 
 const prot = fc.oneof({ weight: 6, arbitrary: fc.constant(3) }, { weight: 1, arbitrary: fc.constantFrom(0, 1, 2, 5, 7) });
 const mayFail = fc.oneof({ weight: 19, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) });
@@ -107,12 +149,12 @@ const CATEGORY_BITS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 /** Category masks: mostly empty or one or two of the bits anonymous memory can show. */
 const mask = fc.oneof(
   { weight: 6, arbitrary: fc.constant(0n) },
-  { weight: 4, arbitrary: fc.constantFrom(1n, 2n, 8n, 16n, 32n, 256n) },
+  { weight: 4, arbitrary: fc.constantFrom(1n, 2n, 8n, 16n, 32n, 256n, 64n, 4n) },
   { weight: 2, arbitrary: fc.subarray(CATEGORY_BITS, { maxLength: 3 }).map((b) => BigInt(b.reduce((x, y) => x | y, 0))) },
   { weight: 1, arbitrary: fc.bigInt(0n, 0x1ffn) },
 );
 /** Mostly nothing: a filter that keeps most units. */
-const lightMask = fc.oneof({ weight: 10, arbitrary: fc.constant(0n) }, { weight: 3, arbitrary: fc.constantFrom(1n, 2n, 8n, 16n, 32n, 256n) }, { weight: 1, arbitrary: mask });
+const lightMask = fc.oneof({ weight: 10, arbitrary: fc.constant(0n) }, { weight: 3, arbitrary: fc.constantFrom(1n, 2n, 8n, 16n, 32n, 256n, 64n) }, { weight: 1, arbitrary: mask });
 const invalidMask = fc.constantFrom(0x200n, 1n << 63n);
 
 /** The fields of a scan other than its range. */
@@ -234,16 +276,19 @@ const stepSpec: fc.Arbitrary<StepSpec> = fc.oneof(
 function resolveStep(maps: MapSpec[], s: StepSpec): RawStep {
   switch (s.kind) {
     case 'mmap':
-      return { op: { op: 'mmap', addr: ANCHORS[s.map.anchor], size: BigInt(s.map.pages) * P, kind: 'anon', prot: s.map.prot }, mayFail: s.mayFail };
+      return { op: { op: 'mmap', addr: ANCHORS[s.map.anchor], size: mapSize(s.map), kind: s.map.kind ?? 'anon', prot: s.map.prot }, mayFail: s.mayFail };
     case 'mmap-at':
       return { op: { op: 'mmap', ...resolveTarget(maps, s.t), kind: 'anon', prot: s.prot }, mayFail: s.mayFail };
     case 'touch': {
       const { addr, size } = resolveTarget(maps, s.t);
-      return { op: { op: s.write ? 'write' : 'read', addr: addr + s.byte, size, stride: s.stride }, mayFail: s.mayFail };
+      // Over 1 GiB pages, a touch of every page would be 2^18 faults: scale the stride up.
+      const giant = maps[s.t.map % maps.length].kind === 'hugetlb-1g';
+      const stride = giant ? s.stride * (s.stride < P ? 262144n : 512n) : s.stride;
+      return { op: { op: s.write ? 'write' : 'read', addr: addr + s.byte, size, stride }, mayFail: s.mayFail };
     }
     case 'stripes': {
       const m = maps[s.map % maps.length];
-      return { op: { op: s.write ? 'write' : 'read', addr: ANCHORS[m.anchor], size: BigInt(m.pages) * P, stride: s.stride }, mayFail: true };
+      return { op: { op: s.write ? 'write' : 'read', addr: ANCHORS[m.anchor], size: mapSize(m), stride: m.kind === 'hugetlb-1g' ? s.stride * 4096n : s.stride }, mayFail: true };
     }
     case 'range':
       return { op: { op: s.op, ...resolveTarget(maps, s.t) }, mayFail: s.mayFail };
@@ -328,6 +373,8 @@ export const PROBE_STEPS = ['ac', 'ab', 'bc', 'wp1', 'wp2'] as const;
  * touches, then random steps, then the probes.
  */
 export interface Case {
+  /** system.swap (absent: off) and system.hugetlb_pages (absent: as many as needed). */
+  system?: { swap: boolean; pool2M: number; pool1G: number };
   maps: MapSpec[];
   uffd: { features: bigint; registered: boolean[]; mode: bigint } | null;
   steps: StepSpec[];
@@ -335,6 +382,11 @@ export interface Case {
 }
 
 export const caseArb: fc.Arbitrary<Case> = fc.record({
+  system: fc.record({
+    swap: fc.oneof({ weight: 2, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+    pool2M: fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 0, max: 8 }) }, { weight: 1, arbitrary: fc.constant(64) }),
+    pool1G: fc.constantFrom(0, 1, 1, 2),
+  }),
   maps: fc.array(mapSpec, { minLength: 1, maxLength: 4 }),
   uffd: fc.oneof(
     { weight: 1, arbitrary: fc.constant(null) },
@@ -353,11 +405,14 @@ export const caseArb: fc.Arbitrary<Case> = fc.record({
 
 export function caseSteps(c: Case): RawStep[] {
   const out: RawStep[] = [];
-  c.maps.forEach((m) => out.push({ op: { op: 'mmap', addr: ANCHORS[m.anchor], size: BigInt(m.pages) * P, kind: 'anon', prot: m.prot }, mayFail: true }));
+  c.maps.forEach((m) => out.push({ op: { op: 'mmap', addr: ANCHORS[m.anchor], size: mapSize(m), kind: m.kind ?? 'anon', prot: m.prot }, mayFail: true }));
   if (c.uffd) {
     out.push({ op: { op: 'uffd_open', features: c.uffd.features }, mayFail: true });
     c.maps.forEach((m, i) => {
-      if (c.uffd!.registered[i]) out.push({ op: { op: 'uffd_register', addr: ANCHORS[m.anchor], size: BigInt(m.pages) * P, mode: c.uffd!.mode }, mayFail: true });
+      // (a hugetlb registration needs whole huge pages: the mapping's rounded size)
+      const h = hugeSizeOf(m.kind);
+      const size = h ? ((mapSize(m) + h - 1n) / h) * h : mapSize(m);
+      if (c.uffd!.registered[i]) out.push({ op: { op: 'uffd_register', addr: ANCHORS[m.anchor], size, mode: c.uffd!.mode }, mayFail: true });
     });
   }
   for (const s of c.steps) out.push(resolveStep(c.maps, s));
@@ -375,5 +430,7 @@ export function caseProgram(c: Case): Program {
     { op: { op: 'pagemap_scan', arg: probeArg(probes.a, probes.c, probes.wpFlags, { ...probes.filter, return_mask: probes.filter.return_mask | 3n }) }, mayFail: false },
   ];
   const steps: Step[] = ops.map((s, i) => ({ index: i + 1, op: s.op, mayFail: s.mayFail, where: { file: 'property.yaml', line: i + 1, col: 1 } }));
-  return { name: 'property', file: 'property.yaml', kernel: '6.18.44', system: { swap: false, thp: 'madvise' }, steps, names: new Map() };
+  const system: Program['system'] = { swap: c.system?.swap ?? false, thp: 'madvise' };
+  if (c.system && c.maps.some((m) => m.kind && m.kind !== 'anon')) system.hugetlbPages = { '2M': c.system.pool2M, '1G': c.system.pool1G };
+  return { name: 'property', file: 'property.yaml', kernel: '6.18.44', system, steps, names: new Map() };
 }

@@ -1,6 +1,7 @@
 // The page-table state of the reference model, in the words of src/mm/dump.ts, so that the two
 // can be compared: runs of "hole" (no PTE table), "none", "present", "zero", "marker", "guard",
-// with "|wp" when the uffd-wp bit is set.
+// "swap", with "|wp" when the uffd-wp bit is set. hugetlb VMAs are not described here (their
+// entries are compared through scans; see compare.ts).
 
 import { PAGE_SIZE, PMD_SIZE, addrEnd, type Pte, type RefMm } from './mm';
 
@@ -21,6 +22,8 @@ export function describePte(pte: Pte | undefined): string {
       return 'marker';
     case 'guard':
       return pte.wp ? 'guard|wp' : 'guard';
+    case 'swap':
+      return pte.wp ? 'swap|wp' : 'swap';
   }
 }
 

@@ -3,6 +3,7 @@
 // handle_pte_marker()).
 
 import { PROT_EXEC, PROT_READ, PROT_WRITE, VM_UFFD_MISSING, type Pte, type RefMm, type Vma } from './mm';
+import { hugetlbAccess } from './hugetlb';
 import { userfaultfdWp, userfaultfdWpAsync, type UffdCtx } from './userfaultfd';
 
 /**
@@ -31,6 +32,7 @@ function handleUserfault(ctx: UffdCtx | null): FaultResult {
 export function userAccess(mm: RefMm, ctx: UffdCtx | null, addr: number, write: boolean): FaultResult {
   const vma = mm.vmaLookup(addr);
   if (!vma) return 'SIGSEGV'; // bad_area(): no VMA here
+  if (vma.huge) return hugetlbAccess(mm, ctx, vma, addr, write);
   // A PROT_NONE VMA has PROT_NONE PTEs and a read-only VMA read-only ones, so every access that
   // access_error() refuses faults and is refused.
   if (accessError(vma, write)) return 'SIGSEGV';
@@ -55,7 +57,23 @@ function handlePteFault(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, 
   const orig = mm.hasPteTable(addr) ? mm.pteGet(addr) : undefined;
   if (orig === undefined) return doAnonymousPage(mm, ctx, vma, addr, write, false); // do_pte_missing()
   if (orig.kind === 'marker' || orig.kind === 'guard') return handlePteMarker(mm, ctx, vma, addr, write, orig);
+  if (orig.kind === 'swap') return doSwapPage(mm, ctx, vma, addr, write, orig);
   if (write) return doWpPage(mm, ctx, vma, addr, orig);
+  return 'ok';
+}
+
+/**
+ * do_swap_page() for a genuine swap entry: only the faulting page is mapped again (read-ahead
+ * fills the swap cache, not page tables). The page is exclusive (no fork here): it is mapped
+ * writable unless the VMA is read-only or the entry carried a uffd-wp bit the VMA still traps
+ * (userfaultfd_pte_wp()); a write to it then goes to do_wp_page().
+ */
+function doSwapPage(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, write: boolean, orig: Pte & { kind: 'swap' }): FaultResult {
+  const wp = orig.wp; // pte_swp_uffd_wp() -> pte_mkuffd_wp()
+  const writable = (vma.prot & PROT_WRITE) !== 0 && !(wp && userfaultfdWp(vma));
+  const page: Pte = { kind: 'page', wp, writable, lazyfree: false };
+  mm.pteSet(addr, page);
+  if (write && !writable) return doWpPage(mm, ctx, vma, addr, page);
   return 'ok';
 }
 

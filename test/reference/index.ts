@@ -7,14 +7,21 @@
 //
 // `notes` lists the kernel rules the run exercised that the engine is known to get wrong
 // (see known-bugs.ts): a difference with the engine in a run that has such a note is explained.
+//
+// Modelled: private anonymous memory (zero page, markers, guards, VMA split/merge, page-table
+// reclaim), swap (system.swap: pageout to swap entries that keep the uffd-wp bit, swap-in of the
+// faulting page, MADV_FREE of swap entries), hugetlb (kinds hugetlb, hugetlb-shared, hugetlb-1g:
+// per huge page, holes by table level, markers, the pool with its reservations, the alignment
+// rules of mmap, munmap, mprotect, madvise and userfaultfd, MADV_REMOVE). Anything else (THP,
+// shmem, files, PFNMAP, other kernel profiles than 6.18.44 and 6.18.0) stops as 'notmodelled'.
 
 import type { Op, Program, Step, StepResult } from '../../src/scenario/program';
 import type { ErrnoName } from '../../src/uapi';
 import { dumpPages, type StateRun } from './dump';
 import { userAccess, type FaultResult } from './fault';
 import { doMadvise } from './madvise';
-import { PAGE_SIZE, RefMm, TASK_SIZE } from './mm';
-import { doMmap, doMprotect, doMunmap } from './mmap';
+import { NotModelled, PAGE_SIZE, RefMm, TASK_SIZE } from './mm';
+import { doMmap, doMprotect, doMunmap, type RefKind } from './mmap';
 import { doPagemapScan, type ScanSemantics } from './pagemap-scan';
 import {
   userfaultfdApi,
@@ -43,9 +50,11 @@ export interface RefRun {
 }
 
 const SEMANTICS: Record<string, ScanSemantics> = {
-  '6.18.44': { noneIsWritten: true, holeIsWrittenInUffdWp: true },
-  '6.18.0': { noneIsWritten: false, holeIsWrittenInUffdWp: false },
+  '6.18.44': { noneIsWritten: true, holeIsWrittenInUffdWp: true, hugetlbWpWholeSize: true, hugetlbHoleWp: true },
+  '6.18.0': { noneIsWritten: false, holeIsWrittenInUffdWp: false, hugetlbWpWholeSize: false, hugetlbHoleWp: false },
 };
+
+const REF_KINDS = new Set<string>(['anon', 'hugetlb', 'hugetlb-shared', 'hugetlb-1g']);
 
 class Stop extends Error {
   constructor(
@@ -64,7 +73,13 @@ class RefProcess {
   constructor(
     readonly program: Program,
     readonly sem: ScanSemantics,
-  ) {}
+  ) {
+    this.mm.swap = program.system.swap;
+    // system.hugetlb_pages; a size it does not give has "as many as the scenario needs".
+    const pools = program.system.hugetlbPages ?? {};
+    if (pools['2M'] !== undefined) this.mm.pools['2M'].total = pools['2M'];
+    if (pools['1G'] !== undefined) this.mm.pools['1G'].total = pools['1G'];
+  }
 
   run(): RefRun {
     const results: StepResult[] = [];
@@ -76,6 +91,10 @@ class RefProcess {
       try {
         r = this.execute(step);
       } catch (e) {
+        if (e instanceof NotModelled) {
+          stopped = { step: step.index, reason: 'notmodelled', message: e.message };
+          break;
+        }
         if (!(e instanceof Stop)) throw e;
         stopped = { step: step.index, reason: e.reason, message: e.message };
         break;
@@ -110,8 +129,8 @@ class RefProcess {
   syscall(op: Exclude<Op, { op: 'pagemap_scan' }>, mayFail: boolean): ErrnoName | null {
     switch (op.op) {
       case 'mmap':
-        if (op.kind !== 'anon') throw new Stop('notmodelled', `mmap kind ${op.kind}`);
-        return doMmap(this.mm, op.addr, op.size, op.prot);
+        if (!REF_KINDS.has(op.kind)) throw new Stop('notmodelled', `mmap kind ${op.kind}`);
+        return doMmap(this.mm, op.addr, op.size, op.prot, op.kind as RefKind);
       case 'munmap': {
         const r = doMunmap(this.mm, this.uffd, op.addr, op.size);
         if (r === 'userfault') throw new Stop('userfault', 'munmap waits for a reader of UFFD_EVENT_UNMAP');
@@ -120,7 +139,6 @@ class RefProcess {
       case 'mprotect':
         return doMprotect(this.mm, this.uffd, op.addr, op.size, op.prot);
       case 'madvise': {
-        if (op.advice === 'pageout' && this.program.system.swap) throw new Stop('notmodelled', 'pageout with swap');
         const r = doMadvise(this.mm, this.uffd, op.addr, op.size, op.advice);
         if (r === 'userfault') throw new Stop('userfault', `madvise ${op.advice} waits for a userfaultfd reader`);
         if (r === 'notmodelled') throw new Stop('notmodelled', `madvise ${op.advice}`);
@@ -196,6 +214,14 @@ class RefProcess {
         if (!mayFail) break;
       }
       k = stride < P ? (page + P - addr + stride - 1n) / stride : k + 1n;
+      if (vma.huge) {
+        // The other touches of this huge page repeat what the first did (no fault, or the same
+        // failure): go on with the first touch of the next huge page.
+        const size = BigInt(vma.huge.size);
+        const slotEnd = page - ((page - BigInt(vma.start)) % size) + size;
+        const kNext = (slotEnd - addr + stride - 1n) / stride;
+        if (kNext > k) k = kNext;
+      }
     }
     return first;
   }

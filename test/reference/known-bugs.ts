@@ -1,6 +1,7 @@
 // Differences between the engine (src/) and the kernel that the reference models, confirmed on
-// Linux 6.18.44, each with the kernel-recorded scenarios that show it (kernel-cases/). While a
-// bug is listed here:
+// Linux 6.18.44, each with the kernel-recorded scenarios that show it (kernel-cases/), or, where
+// the machine cannot record one (hugetlb, swap: their pools are not ours), read from the kernel
+// source with no scenario. While a bug is listed here:
 //   - a property-test case whose reference run exercised that rule (RefRun.notes, recorded with
 //     RefMm.note()) may differ from the engine without failing (PAGEMAP_PROPERTY_STRICT=1 fails
 //     them too);
@@ -21,7 +22,28 @@ export interface KnownBugEntry {
   what: string;
 }
 
-export const KNOWN_BUGS = {} satisfies Record<string, KnownBugEntry>;
+export const KNOWN_BUGS = {
+  // From the source only (hugetlb cannot be recorded on the machines here: the pool is not ours).
+  'hugetlb-stale-wp-write': {
+    scenarios: [],
+    what:
+      'a write to a hugetlb page that still carries a uffd-wp bit in a VMA no longer registered for WP ' +
+      '(re-registered MISSING or MINOR only) never completes: hugetlb_fault() resolves the bit only when ' +
+      'userfaultfd_wp(vma), and hugetlb_wp() returns at once for a uffd-wp pte ("never handle CoW for ' +
+      'uffd-wp protected pages"), so the store faults again for ever (the harness sees a hang); the ' +
+      'engine completes the write',
+  },
+  'hugetlb-pool-accounting': {
+    scenarios: [],
+    what:
+      'the hugetlb pool: mmap() reserves against free_huge_pages - resv_huge_pages ' +
+      '(hugetlb_acct_memory()), and a reservation once consumed by a fault is not given back when ' +
+      'the page is freed (MADV_DONTNEED, hole punch), nor are a shared file\'s reservations and pages ' +
+      'by munmap() of part of it; a fault with no reservation left and no free page is SIGBUS. The ' +
+      'engine counts the sizes of the hugetlb VMAs instead (ENOMEM where the kernel maps, success ' +
+      'where it refuses) and never fails a fault',
+  },
+} satisfies Record<string, KnownBugEntry>;
 
 export type KnownBug = keyof typeof KNOWN_BUGS;
 

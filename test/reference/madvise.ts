@@ -18,12 +18,13 @@ import {
   type RefMm,
   type Vma,
 } from './mm';
+import { hugetlbAccess, hugetlbPunchHole, unmapHugepageRange } from './hugetlb';
 import { UFFD_FEATURE_EVENT_REMOVE, type UffdCtx } from './userfaultfd';
 
 const U64 = (1n << 64n) - 1n;
 const PAGE = BigInt(PAGE_SIZE);
 
-export type MadviseResult = 'EINVAL' | 'ENOMEM' | 'EFAULT' | 'userfault' | 'notmodelled' | null;
+export type MadviseResult = 'EINVAL' | 'ENOMEM' | 'EFAULT' | 'EACCES' | 'userfault' | 'notmodelled' | null;
 
 /** Advice that only updates vm_flags (madvise_update_vma()). */
 const FLAG_UPDATES: Partial<Record<Advice, (flags: number) => number>> = {
@@ -33,11 +34,11 @@ const FLAG_UPDATES: Partial<Record<Advice, (flags: number) => number>> = {
   dontfork: (f) => f | VM_DONTCOPY,
   dofork: (f) => f & ~VM_DONTCOPY, // VM_IO is never set here
   nohugepage: (f) => (f & ~VM_HUGEPAGE) | VM_NOHUGEPAGE,
+  hugepage: (f) => (f & ~VM_NOHUGEPAGE) | VM_HUGEPAGE, // (only reached for hugetlb VMAs)
 };
 
 /** do_madvise(): is_valid_madvise(), then the populate path or madvise_walk_vmas(). */
 export function doMadvise(mm: RefMm, ctx: UffdCtx | null, startIn: bigint, lenIn: bigint, advice: Advice): MadviseResult {
-  if (advice === 'hugepage' || advice === 'collapse') return 'notmodelled'; // THP: not modelled
   if (startIn % PAGE !== 0n) return 'EINVAL';
   const len = ((lenIn + PAGE - 1n) & U64) & ~(PAGE - 1n);
   if (lenIn !== 0n && len === 0n) return 'EINVAL';
@@ -47,6 +48,8 @@ export function doMadvise(mm: RefMm, ctx: UffdCtx | null, startIn: bigint, lenIn
   // Nothing lives at or above TASK_SIZE: past the last VMA is a gap anyway.
   const start = Number(startIn);
   const end = endIn > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(endIn);
+  // THP is not modelled: MADV_HUGEPAGE / MADV_COLLAPSE only where every VMA is hugetlb.
+  if ((advice === 'hugepage' || advice === 'collapse') && mm.vmasIntersecting(start, end).some((v) => !v.huge)) return 'notmodelled';
   if (advice === 'populate-read' || advice === 'populate-write') return madvisePopulate(mm, ctx, start, end, advice === 'populate-write');
   return madviseWalkVmas(mm, ctx, start, end, advice);
 }
@@ -75,6 +78,7 @@ function madviseWalkVmas(mm: RefMm, ctx: UffdCtx | null, start: number, end: num
 
 /** madvise_vma_behavior() on [start, end) inside `vma`. */
 function madviseVmaBehavior(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number, end: number, advice: Advice): MadviseResult {
+  if (vma.huge) return madviseHugetlb(mm, ctx, vma, start, end, advice);
   switch (advice) {
     case 'remove':
       return 'EINVAL'; // madvise_remove(): needs a file
@@ -93,15 +97,55 @@ function madviseVmaBehavior(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: num
     case 'guard-remove':
       madviseGuardRemove(mm, start, end);
       return null;
-    default: {
-      const update = FLAG_UPDATES[advice];
-      if (!update) throw new Error(`reference: advice ${advice} not handled`);
-      const flags = update(vma.flags);
-      if (flags === vma.flags) return null;
-      for (const part of mm.isolate(start, end)) part.flags = flags; // madvise_update_vma()
-      mm.mergeAround(start, end);
+    default:
+      return madviseUpdateVma(mm, vma, start, end, advice);
+  }
+}
+
+/** madvise_update_vma() for the advice that only changes vm_flags. */
+function madviseUpdateVma(mm: RefMm, vma: Vma, start: number, end: number, advice: Advice): MadviseResult {
+  const update = FLAG_UPDATES[advice];
+  if (!update) throw new Error(`reference: advice ${advice} not handled`);
+  const flags = update(vma.flags);
+  if (flags === vma.flags) return null;
+  if (!mm.mayIsolate(start, end)) return 'EINVAL'; // hugetlb_vm_op_split()
+  for (const part of mm.isolate(start, end)) part.flags = flags;
+  mm.mergeAround(start, end);
+  return null;
+}
+
+/** madvise_vma_behavior() on a hugetlb VMA. */
+function madviseHugetlb(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number, end: number, advice: Advice): MadviseResult {
+  const h = vma.huge!;
+  switch (advice) {
+    case 'remove':
+      // madvise_remove(): the file is there; a private mapping may not punch it.
+      if (!h.shared) return 'EACCES';
+      if (vma.uffd !== 0 && ctx !== null && (ctx.features & UFFD_FEATURE_EVENT_REMOVE) !== 0n) return 'userfault';
+      hugetlbPunchHole(mm, vma, start, end);
+      return null;
+    case 'willneed':
+      return null; // vfs_fadvise() on hugetlbfs: nothing to read
+    case 'collapse': // thp_vma_allowable_order(): hugetlb is not THP
+    case 'cold':
+    case 'pageout':
+    case 'free':
+    case 'guard-install':
+    case 'guard-remove':
+      // can_madv_lru_vma(), madvise_dontneed_free_valid_vma(), is_valid_guard_vma()
+      return 'EINVAL';
+    case 'dontneed': {
+      // madvise_dontneed_free_valid_vma(): the start must be aligned; the end is rounded down
+      // ("avoid unexpected data loss").
+      if (start % h.size !== 0) return 'EINVAL';
+      const e = end - (end % h.size);
+      if (start === e) return null;
+      if (vma.uffd !== 0 && ctx !== null && (ctx.features & UFFD_FEATURE_EVENT_REMOVE) !== 0n) return 'userfault';
+      unmapHugepageRange(mm, vma, start, e, false);
       return null;
     }
+    default:
+      return madviseUpdateVma(mm, vma, start, end, advice);
   }
 }
 
@@ -145,26 +189,34 @@ function zapPteRange(mm: RefMm, start: number, end: number, reclaimPt: boolean):
   if (canReclaim) mm.freePteTable(blockOf(start)); // every entry is none now
 }
 
-/** madvise_free_single_vma() -> madvise_free_pte_range(): anonymous pages become lazy-free. */
+/**
+ * madvise_free_single_vma() -> madvise_free_pte_range(): anonymous pages become lazy-free, swap
+ * entries are freed (free_swap_and_cache(), the slot is cleared: its uffd-wp bit goes too).
+ */
 function madviseFreeRange(mm: RefMm, start: number, end: number): void {
   for (let addr = start; addr < end; addr += PAGE_SIZE) {
     if (!mm.hasPteTable(addr)) continue;
     const pte = mm.pteGet(addr);
     // The zero page has no folio; markers are not swap entries: both untouched.
     if (pte?.kind === 'page') pte.lazyfree = true; // clean, old, folio_mark_lazyfree()
+    else if (pte?.kind === 'swap') mm.pteSet(addr, undefined);
   }
 }
 
 /**
- * MADV_PAGEOUT without swap: reclaim cannot swap anonymous pages out, but a lazy-free page that
- * is still clean is simply discarded (try_to_unmap_one(): "MADV_FREE page check"). The zero page
- * is never touched.
+ * MADV_PAGEOUT (madvise_cold_or_pageout_pte_range(), reclaim_pages(), shrink_folio_list(),
+ * try_to_unmap_one()): a lazy-free page that is still clean is simply discarded ("MADV_FREE page
+ * check"); any other anonymous page is swapped out when there is swap (the swap entry keeps the
+ * uffd-wp bit: pte_swp_mkuffd_wp()) and stays without. The zero page, markers and swap entries
+ * are never touched.
  */
 function madvisePageout(mm: RefMm, start: number, end: number): void {
   for (let addr = start; addr < end; addr += PAGE_SIZE) {
     if (!mm.hasPteTable(addr)) continue;
     const pte = mm.pteGet(addr);
-    if (pte?.kind === 'page' && pte.lazyfree) mm.pteSet(addr, undefined);
+    if (pte?.kind !== 'page') continue;
+    if (pte.lazyfree) mm.pteSet(addr, undefined);
+    else if (mm.swap) mm.pteSet(addr, { kind: 'swap', wp: pte.wp });
   }
 }
 
@@ -220,6 +272,7 @@ function madvisePopulate(mm: RefMm, ctx: UffdCtx | null, start: number, end: num
 
 /** follow_page_pte() then faultin_page(): fault only when the entry does not allow the access. */
 function gupFaultIn(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, write: boolean): FaultResult {
+  if (vma.huge) return hugetlbAccess(mm, ctx, vma, addr, write);
   const pte = mm.hasPteTable(addr) ? mm.pteGet(addr) : undefined;
   if (pte?.kind === 'page' && (!write || pte.writable)) {
     if (write) pte.lazyfree = false; // FOLL_TOUCH | FOLL_WRITE marks the folio dirty

@@ -10,7 +10,8 @@
 // /work/shared/spec/pagemap-scan-semantics.md, without looking at src/mm: it is the second
 // opinion the engine is checked against. Everything is one page at a time; nothing is clever.
 //
-// Only private anonymous memory is modelled (no THP, swap, hugetlb, files), like the engine.
+// Modelled: private anonymous memory (with swap when the system has it) and hugetlb (2 MiB and
+// 1 GiB pages, private and shared), one huge page at a time. No THP, no shmem or files.
 
 import type { KnownBug } from './known-bugs';
 
@@ -51,7 +52,59 @@ export interface Vma {
   uffd: number;
   /** Identity of the anon_vma, or null before anon_vma_prepare(). */
   anonVma: number | null;
+  /** hugetlb: the VMA's hstate and its file (null: not hugetlb). */
+  huge: HugeMapping | null;
 }
+
+/**
+ * What a hugetlb VMA maps: MAP_HUGETLB makes a file on the internal hugetlbfs mount for every
+ * mmap(), so VMAs split from one mmap() share it (and its reservations), and no two mmap()s do.
+ */
+export interface HugeMapping {
+  /** huge_page_size(hstate_vma(vma)) */
+  size: number;
+  /** VM_SHARED (MAP_SHARED): the pages are the file's page cache (PAGE_IS_FILE). */
+  shared: boolean;
+  file: HugeFile;
+  /** vm_pgoff of the VMA, in huge pages. */
+  pgoff: number;
+}
+
+/** The hugetlbfs inode behind a MAP_HUGETLB mapping, and the reservation map. */
+export interface HugeFile {
+  id: number;
+  /** The pool the pages come from: '2M' or '1G'. */
+  pool: '2M' | '1G';
+  /** Shared: page-cache pages by index (they outlive the mapping of them). */
+  cache: Set<number>;
+  /**
+   * resv_map regions. Shared mappings (inode map): indices with a reservation, consumed or not;
+   * private mappings (HPAGE_RESV_OWNER map): indices whose reservation was consumed.
+   */
+  resvMap: Set<number>;
+  /** VMAs referring to the file (vm_file references); the inode goes with the last one. */
+  users: number;
+}
+
+/** A hugetlb entry (huge_ptep_get()) that is not huge_pte_none(). */
+export type HugePte =
+  /** A huge page: anonymous (private) or the file's page (shared); `wp`: huge_pte_uffd_wp(). */
+  | { kind: 'page'; wp: boolean; file: boolean }
+  /** make_pte_marker(PTE_MARKER_UFFD_WP) */
+  | { kind: 'marker' };
+
+/** The hugetlb pool of one size: nr_huge_pages, free_huge_pages, resv_huge_pages. */
+export interface HugePool {
+  /** Infinity: the scenario did not size the pool ("as many as it needs"). */
+  total: number;
+  /** Pages in use (mapped privately, or in a file's page cache). */
+  used: number;
+  /** Reservations not consumed yet. */
+  resv: number;
+}
+
+/** A situation the reference does not model: the run stops as 'notmodelled'. */
+export class NotModelled extends Error {}
 
 /** A PTE that is not pte_none. */
 export type Pte =
@@ -65,7 +118,9 @@ export type Pte =
   /** make_pte_marker(PTE_MARKER_UFFD_WP) */
   | { kind: 'marker' }
   /** make_pte_marker(PTE_MARKER_GUARD), possibly with the swap-style uffd-wp bit. */
-  | { kind: 'guard'; wp: boolean };
+  | { kind: 'guard'; wp: boolean }
+  /** A swap entry of an anonymous page paged out (pte_swp_uffd_wp() in `wp`). */
+  | { kind: 'swap'; wp: boolean };
 
 // (Math's functions are taken once: looking `Math` up in jest's sandbox is slow in hot loops.)
 const { floor, ceil, min } = Math;
@@ -85,7 +140,16 @@ export class RefMm {
   readonly pteTables = new Set<number>();
   readonly pmdTables = new Set<number>();
   readonly pudTables = new Set<number>();
+  /** hugetlb entries, by the address of their huge page (in a PMD table for 2 MiB, PUD for 1 GiB). */
+  readonly huge = new Map<number, HugePte>();
+  readonly pools: Record<'2M' | '1G', HugePool> = {
+    '2M': { total: Infinity, used: 0, resv: 0 },
+    '1G': { total: Infinity, used: 0, resv: 0 },
+  };
+  /** system.swap: a swap device exists. */
+  swap = false;
   private anonVmas = 0;
+  private files = 0;
   /**
    * Kernel rules this run exercised that the engine is known to get wrong (known-bugs.ts), with
    * the steps where each was exercised.
@@ -134,9 +198,26 @@ export class RefMm {
   splitAt(addr: number): void {
     const v = this.vmaLookup(addr);
     if (!v || v.start === addr) return;
+    if (!this.maySplitAt(addr)) throw new Error(`reference bug: splitting a hugetlb VMA at 0x${addr.toString(16)}`);
     const tail: Vma = { ...v, start: addr };
+    if (v.huge) {
+      tail.huge = { ...v.huge, pgoff: v.huge.pgoff + (addr - v.start) / v.huge.size };
+      v.huge.file.users++; // vma_dup(): get_file()
+    }
     v.end = addr;
     this.insertVma(tail);
+  }
+
+  /** __split_vma() -> vm_ops->may_split (hugetlb_vm_op_split()): huge pages are not split. */
+  maySplitAt(addr: number): boolean {
+    const v = this.vmaLookup(addr);
+    if (!v || v.start === addr || !v.huge) return true;
+    return addr % v.huge.size === 0;
+  }
+
+  /** Whether [start, end) can be made of whole VMAs (what isolate() would do) without EINVAL. */
+  mayIsolate(start: number, end: number): boolean {
+    return this.maySplitAt(start) && this.maySplitAt(end);
   }
 
   /** Split so that [start, end) is made of whole VMAs; returns them. */
@@ -153,6 +234,10 @@ export class RefMm {
    */
   static canMerge(prev: Vma, next: Vma): boolean {
     return (
+      // hugetlb VMAs have a vm_ops->close (can_merge_remove_vma() refuses), and every
+      // MAP_HUGETLB mmap() has its own file: they never merge.
+      prev.huge === null &&
+      next.huge === null &&
       prev.end === next.start &&
       prev.prot === next.prot &&
       prev.flags === next.flags &&
@@ -178,6 +263,42 @@ export class RefMm {
         this.vmas.splice(i + 1, 1);
       } else i++;
     }
+  }
+
+  newHugeFile(pool: '2M' | '1G'): HugeFile {
+    return { id: ++this.files, pool, cache: new Set(), resvMap: new Set(), users: 0 };
+  }
+
+  /** The huge page index (in the file) of addr inside hugetlb VMA vma. */
+  static hugeIndex(vma: Vma, addr: number): number {
+    const h = vma.huge!;
+    return h.pgoff + floor((addr - vma.start) / h.size);
+  }
+
+  /**
+   * hugetlb_walk() / huge_pte_offset(): whether the table holding the entry of addr's huge page
+   * exists (a PUD table for 1 GiB pages, a PMD table for 2 MiB ones).
+   */
+  hugeTableExists(vma: Vma, addr: number): boolean {
+    if (!this.pudTables.has(pgdIndexOf(addr))) return false;
+    return vma.huge!.size === PUD_SIZE || this.pmdTables.has(pudIndexOf(addr));
+  }
+
+  /** huge_pte_alloc() */
+  hugePteAlloc(vma: Vma, addr: number): void {
+    if (vma.huge!.size === PUD_SIZE) this.pudAlloc(addr);
+    else this.pmdAlloc(addr);
+  }
+
+  /** The entry of the huge page at `slot` (huge_pte_none(): undefined). */
+  hugeGet(slot: number): HugePte | undefined {
+    return this.huge.get(slot);
+  }
+
+  hugeSet(vma: Vma, slot: number, pte: HugePte | undefined): void {
+    if (!this.hugeTableExists(vma, slot)) throw new Error(`reference bug: set_huge_pte_at(0x${slot.toString(16)}) without a table`);
+    if (pte === undefined) this.huge.delete(slot);
+    else this.huge.set(slot, pte);
   }
 
   /** anon_vma_prepare() */
@@ -232,6 +353,7 @@ export class RefMm {
   freePmdTable(pud: number): void {
     for (let b = pud * 512; b < (pud + 1) * 512; b++) {
       if (this.pteTables.has(b)) throw new Error(`reference bug: freeing the PMD table of ${pud} GiB with a PTE table at block ${b}`);
+      if (this.huge.has(b * PMD_SIZE)) throw new Error(`reference bug: freeing the PMD table of ${pud} GiB with a hugetlb entry at block ${b}`);
     }
     this.pmdTables.delete(pud);
   }
@@ -240,6 +362,7 @@ export class RefMm {
   freePudTable(pgd: number): void {
     for (let g = pgd * 512; g < (pgd + 1) * 512; g++) {
       if (this.pmdTables.has(g)) throw new Error(`reference bug: freeing the PUD table of ${pgd} with a PMD table at ${g} GiB`);
+      if (this.huge.has(g * PUD_SIZE)) throw new Error(`reference bug: freeing the PUD table of ${pgd} with a hugetlb entry at ${g} GiB`);
     }
     this.pudTables.delete(pgd);
   }

@@ -19,6 +19,7 @@ import {
   type RefMm,
   type Vma,
 } from './mm';
+import { hugeSizeOf, hugetlbClose, hugetlbReservePages, poolOf, unmapHugepageRange } from './hugetlb';
 import { changeProtection, UFFD_FEATURE_EVENT_UNMAP, type UffdCtx } from './userfaultfd';
 
 const U64 = (1n << 64n) - 1n;
@@ -28,21 +29,47 @@ const pageAlign = (len: bigint): bigint => ((len + PAGE - 1n) & U64) & ~(PAGE - 
 
 export type MmapErrno = 'EINVAL' | 'ENOMEM' | 'EEXIST';
 
-/** do_mmap() with MAP_FIXED_NOREPLACE for private anonymous memory. */
-export function doMmap(mm: RefMm, addr: bigint, lenIn: bigint, prot: number): MmapErrno | null {
-  if (lenIn === 0n) return 'EINVAL';
-  const len = pageAlign(lenIn);
+/** The mapping kinds the reference models. */
+export type RefKind = 'anon' | 'hugetlb' | 'hugetlb-shared' | 'hugetlb-1g';
+
+/**
+ * ksys_mmap_pgoff() + do_mmap() with MAP_FIXED_NOREPLACE, for private anonymous memory and
+ * MAP_HUGETLB (MAP_PRIVATE or MAP_SHARED, MAP_HUGE_2MB or MAP_HUGE_1GB).
+ */
+export function doMmap(mm: RefMm, addr: bigint, lenIn: bigint, prot: number, kind: RefKind = 'anon'): MmapErrno | null {
+  let lenArg = lenIn;
+  let hsize = 0n;
+  if (kind !== 'anon') {
+    // MAP_HUGETLB: len = ALIGN(len, huge_page_size(hs)), then hugetlb_file_setup().
+    hsize = BigInt(hugeSizeOf(kind));
+    lenArg = ((lenIn + hsize - 1n) & U64) & ~(hsize - 1n);
+  }
+  if (lenArg === 0n) return 'EINVAL';
+  const len = pageAlign(lenArg);
   if (len === 0n) return 'ENOMEM'; // "Careful about overflows.."
-  // __get_unmapped_area(): MAP_FIXED takes addr as it is, then:
+  // __get_unmapped_area(): MAP_FIXED takes addr as it is, after the file's get_unmapped_area
+  // (hugetlb_get_unmapped_area(): len and a MAP_FIXED addr must be huge-page aligned), then:
   if (len > BigInt(TASK_SIZE)) return 'ENOMEM';
+  if (hsize && addr % hsize !== 0n) return 'EINVAL';
   if (addr > BigInt(TASK_SIZE) - len) return 'ENOMEM';
   if (addr % PAGE !== 0n) return 'EINVAL';
   const start = Number(addr);
   const end = Number(addr + len);
   if (mm.vmasIntersecting(start, end).length > 0) return 'EEXIST';
+  if (hsize) {
+    // mmap_region() -> hugetlbfs_file_mmap(): VM_HUGETLB (never VM_ACCOUNT), and the
+    // reservation of every huge page of the mapping (hugetlb_reserve_pages()).
+    const size = Number(hsize);
+    const shared = kind === 'hugetlb-shared';
+    const file = mm.newHugeFile(poolOf(size));
+    if (!hugetlbReservePages(mm, file, shared, 0, (end - start) / size)) return 'ENOMEM';
+    file.users = 1;
+    mm.insertVma({ start, end, prot, flags: 0, uffd: 0, anonVma: null, huge: { size, shared, file, pgoff: 0 } });
+    return null;
+  }
   // mmap_region(): a private writable mapping is accounted (VM_ACCOUNT); new, no anon_vma yet.
   const flags = prot & PROT_WRITE ? VM_ACCOUNT : 0;
-  mm.insertVma({ start, end, prot, flags, uffd: 0, anonVma: null });
+  mm.insertVma({ start, end, prot, flags, uffd: 0, anonVma: null, huge: null });
   mm.mergeAround(start, end); // vma_merge_new_range()
   return null;
 }
@@ -58,6 +85,9 @@ export function doMunmap(mm: RefMm, ctx: UffdCtx | null, startIn: bigint, lenIn:
   const start = Number(startIn);
   const end = Number(endIn);
   if (mm.vmasIntersecting(start, end).length === 0) return null;
+  // vms_gather_munmap_vmas(): the splits at both ends come first (a hugetlb VMA refuses one
+  // inside a huge page), before anything is unmapped.
+  if (!mm.mayIsolate(start, end)) return 'EINVAL';
   const detached = mm.isolate(start, end);
   // userfaultfd_unmap_prep() / userfaultfd_unmap_complete(): with UFFD_FEATURE_EVENT_UNMAP on a
   // registered VMA, munmap waits until a reader takes the event.
@@ -66,11 +96,16 @@ export function doMunmap(mm: RefMm, ctx: UffdCtx | null, startIn: bigint, lenIn:
   const next = mm.findVma(detached[detached.length - 1].end);
   // unmap_vmas() with ZAP_FLAG_DROP_MARKER: every entry goes, guard and uffd-wp markers too.
   for (const vma of detached) {
+    if (vma.huge) {
+      unmapHugepageRange(mm, vma, vma.start, vma.end, true);
+      continue;
+    }
     for (let addr = vma.start; addr < vma.end; addr += PAGE_SIZE) {
       if (mm.hasPteTable(addr)) mm.pteSet(addr, undefined);
     }
   }
   mm.vmas = mm.vmas.filter((v) => !detached.includes(v));
+  for (const vma of detached) if (vma.huge) hugetlbClose(mm, vma); // remove_vma(): vm_ops->close, fput()
   // vms->unmap_start / unmap_end: FIRST_USER_ADDRESS (0) and USER_PGTABLES_CEILING (0 = the top).
   freePgtables(mm, detached, prev ? prev.end : 0, next ? next.start : 0);
   return waits ? 'userfault' : null;
@@ -79,13 +114,16 @@ export function doMunmap(mm: RefMm, ctx: UffdCtx | null, startIn: bigint, lenIn:
 /** ceiling - 1 with unsigned arithmetic: a ceiling of 0 means the top of the address space. */
 const minusOne = (x: number): number => (x === 0 ? Infinity : x - 1);
 
-/** free_pgtables(): the removed VMAs, in groups of neighbours less than a PMD apart. */
+/**
+ * free_pgtables(): the removed VMAs, in groups of neighbours less than a PMD apart; a hugetlb VMA
+ * is always alone (hugetlb_free_pgd_range(), which is free_pgd_range() on x86).
+ */
 function freePgtables(mm: RefMm, vmas: Vma[], floor: number, ceiling: number): void {
   for (let i = 0; i < vmas.length; ) {
     const addr = vmas[i].start;
     let last = vmas[i];
     let j = i + 1;
-    while (j < vmas.length && vmas[j].start <= last.end + PMD_SIZE) last = vmas[j++];
+    if (!last.huge) while (j < vmas.length && vmas[j].start <= last.end + PMD_SIZE && !vmas[j].huge) last = vmas[j++];
     freePgdRange(mm, addr, last.end, floor, j < vmas.length ? vmas[j].start : ceiling);
     i = j;
   }
@@ -166,8 +204,10 @@ export function doMprotect(mm: RefMm, ctx: UffdCtx | null, startIn: bigint, lenI
       error = 'ENOMEM';
       break;
     }
-    tmp = Math.min(vma.end, end);
-    mprotectFixup(mm, ctx, vma, Math.max(start, vma.start), tmp, prot);
+    const fixupEnd = Math.min(vma.end, end);
+    error = mprotectFixup(mm, ctx, vma, Math.max(start, vma.start), fixupEnd, prot);
+    if (error) break;
+    tmp = fixupEnd;
   }
   mm.mergeAround(start, Math.min(tmp, end));
   if (!error && tmp < end) error = 'ENOMEM';
@@ -175,9 +215,15 @@ export function doMprotect(mm: RefMm, ctx: UffdCtx | null, startIn: bigint, lenI
 }
 
 /** mprotect_fixup() for [start, end) of one VMA. */
-function mprotectFixup(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number, end: number, prot: number): void {
+function mprotectFixup(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number, end: number, prot: number): 'EINVAL' | null {
   let flags = vma.flags;
-  if (prot === vma.prot) return; // newflags == oldflags
+  if (prot === vma.prot) return null; // newflags == oldflags
+  if (!mm.mayIsolate(start, end)) return 'EINVAL'; // vma_modify_flags(): hugetlb_vm_op_split()
+  if (vma.huge) {
+    // Never VM_ACCOUNT; hugetlb_change_protection() keeps uffd-wp bits and markers.
+    for (const part of mm.isolate(start, end)) part.prot = prot;
+    return null;
+  }
   // Making a private mapping writable charges it; taking write away uncharges only an
   // anonymous VMA that never got an anon_vma.
   if (prot & PROT_WRITE) {
@@ -191,6 +237,7 @@ function mprotectFixup(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number, 
     // change_protection() with vm_page_prot; MM_CP_TRY_CHANGE_WRITABLE for a writable private VMA.
     changeProtection(mm, ctx, part, part.start, part.end, { tryChangeWritable: (prot & PROT_WRITE) !== 0 });
   }
+  return null;
 }
 
 export { pageOf };

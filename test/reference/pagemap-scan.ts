@@ -14,6 +14,8 @@ import {
   blockOf,
   pgdIndexOf,
   pudIndexOf,
+  NotModelled,
+  type HugePte,
   type Pte,
   type RefMm,
   type Vma,
@@ -45,6 +47,10 @@ export interface ScanSemantics {
   noneIsWritten: boolean;
   /** B2: a hole in a VM_UFFD_WP VMA is PAGE_IS_WRITTEN. */
   holeIsWrittenInUffdWp: boolean;
+  /** B3: a hugetlb page is whole when huge_page_size() of it is covered (before: 2 MiB). */
+  hugetlbWpWholeSize: boolean;
+  /** B4: WP_MATCHING over a hugetlb hole installs a marker (before: the caller hangs). */
+  hugetlbHoleWp: boolean;
 }
 
 export interface Region {
@@ -166,6 +172,9 @@ class PagemapScan {
         return PAGE_IS_SWAPPED;
       case 'guard':
         return PAGE_IS_SWAPPED | PAGE_IS_GUARD | (pte.wp ? 0 : PAGE_IS_WRITTEN);
+      case 'swap':
+        // A genuine swap entry: never FILE; WRITTEN unless pte_swp_uffd_wp().
+        return PAGE_IS_SWAPPED | (pte.wp ? 0 : PAGE_IS_WRITTEN);
     }
   }
 
@@ -254,7 +263,7 @@ class PagemapScan {
       const test = this.testWalk(vma); // walk_page_test()
       if (test === 'EPERM') return test;
       if (test === 'skip') continue;
-      const err = this.walkPgdRange(vma, s, e); // __walk_page_range(): not hugetlb
+      const err = vma.huge ? this.walkHugetlbRange(vma, s, e) : this.walkPgdRange(vma, s, e); // __walk_page_range()
       if (err) return err;
     }
     return 0;
@@ -310,13 +319,71 @@ class PagemapScan {
   /** pagemap_scan_pte_hole() */
   pteHole(vma: Vma, addr: number, end: number): WalkRet {
     let categories = this.curVmaCategory;
-    if (this.sem.holeIsWrittenInUffdWp && userfaultfdWp(vma)) categories |= PAGE_IS_WRITTEN;
+    if (this.sem.holeIsWrittenInUffdWp && userfaultfdWp(vma) && !vma.huge) categories |= PAGE_IS_WRITTEN;
     if (!this.isInterestingPage(categories)) return 0;
     const o = this.output(categories, addr, end);
     if (addr === o.end) return o.ret;
     if (!this.wpMatching) return o.ret;
+    if (vma.huge && !this.sem.hugetlbHoleWp) throw new NotModelled('WP_MATCHING over a hugetlb hole before B4 (the caller hangs in an unkillable sleep)');
+    // hugetlb (B4): the table of this one huge page is allocated and a marker installed.
     uffdWpRange(this.mm, this.ctx, vma, addr, o.end, true);
     return o.ret;
+  }
+
+  /** walk_hugetlb_range(): one huge page at a time; no table for it: pte_hole(). */
+  walkHugetlbRange(vma: Vma, addr: number, end: number): WalkRet {
+    const size = vma.huge!.size;
+    do {
+      const slot = addr - ((addr - vma.start) % size);
+      const next = Math.min(slot + size, end); // hugetlb_entry_end()
+      const err = this.mm.hugeTableExists(vma, slot) ? this.hugetlbEntry(vma, slot, addr, next) : this.pteHole(vma, addr, next);
+      if (err) return err;
+      addr = next;
+    } while (addr !== end);
+    return 0;
+  }
+
+  /** pagemap_hugetlb_category() */
+  hugetlbCategory(pte: HugePte | undefined): number {
+    let c = PAGE_IS_HUGE;
+    if (pte === undefined) return c; // not WRITTEN
+    if (pte.kind === 'marker') return c | PAGE_IS_SWAPPED; // pte_swp_uffd_wp_any()
+    c |= PAGE_IS_PRESENT;
+    if (!pte.wp) c |= PAGE_IS_WRITTEN;
+    if (pte.file) c |= PAGE_IS_FILE; // !PageAnon(): the shared file's page
+    return c;
+  }
+
+  /** pagemap_scan_hugetlb_entry() for [start, end) of the huge page at slot. */
+  hugetlbEntry(vma: Vma, slot: number, start: number, end: number): WalkRet {
+    const pte = this.mm.hugeGet(slot);
+    const categories = this.curVmaCategory | this.hugetlbCategory(pte);
+    if (!this.isInterestingPage(categories)) return 0;
+    const o = this.output(categories, start, end);
+    // Without WP_MATCHING: "go the short route".
+    if (!this.wpMatching) return o.ret;
+    if (start === o.end) return o.ret;
+    if (!(categories & PAGE_IS_WRITTEN)) return o.ret;
+    // B3: huge_page_size() (before: HPAGE_SIZE, so a 1 GiB page was always partial).
+    const whole = this.sem.hugetlbWpWholeSize ? vma.huge!.size : PMD_SIZE;
+    if (o.end !== start + whole) {
+      // "Partial HugeTLB page WP isn't possible."
+      this.backoutRange(start, o.end);
+      this.walkEnd = start;
+      return 0;
+    }
+    // make_uffd_wp_huge_pte(): only a present page gets here (WRITTEN)
+    if (pte?.kind === 'page') pte.wp = true;
+    return o.ret;
+  }
+
+  /** pagemap_scan_backout_range() */
+  backoutRange(addr: number, end: number): void {
+    if (!this.vecBuf) return; // "check p->vec_buf for NULL" (6.17)
+    const cur = this.vecBuf[this.vecBufIndex];
+    if (cur.start !== addr) cur.end = addr;
+    else cur.start = cur.end = 0;
+    this.foundPages -= BigInt((end - addr) / PAGE_SIZE);
   }
 
   /** pagemap_scan_thp_entry(): no PMD leaves in this model, so always -ENOENT. */
@@ -330,7 +397,7 @@ class PagemapScan {
     let ret: WalkRet = 0;
     const isWp = (pte: Pte | undefined): boolean =>
       // (pte_present(ptent) && pte_uffd_wp(ptent)) || pte_swp_uffd_wp_any(ptent)
-      pte !== undefined && ((pte.kind !== 'marker' && pte.wp) || pte.kind === 'marker');
+      pte !== undefined && (pte.kind === 'marker' || pte.wp);
 
     if (this.wpMatching && !this.vecBuf) {
       // Fast path for performing exclusive WP: masks, max_pages and WRITTEN do not matter.
@@ -391,6 +458,9 @@ class PagemapScan {
         return;
       case 'marker':
         return; // pte_swp_mkuffd_wp() of a uffd-wp marker changes nothing visible
+      case 'swap':
+        this.mm.pteSet(addr, { kind: 'swap', wp: true }); // pte_swp_mkuffd_wp()
+        return;
     }
   }
 }

@@ -17,6 +17,7 @@ import {
   type RefMm,
   type Vma,
 } from './mm';
+import { hugetlbChangeProtection } from './hugetlb';
 
 /** struct userfaultfd_ctx, reduced to its features. */
 export interface UffdCtx {
@@ -43,9 +44,9 @@ export const userfaultfdWp = (vma: Vma): boolean => (vma.uffd & VM_UFFD_WP) !== 
 export const userfaultfdWpAsync = (vma: Vma, ctx: UffdCtx | null): boolean =>
   vma.uffd !== 0 && ctx !== null && (ctx.features & UFFD_FEATURE_WP_ASYNC) !== 0n;
 
-/** userfaultfd_wp_use_markers(): anonymous memory needs WP_UNPOPULATED for markers. */
+/** userfaultfd_wp_use_markers(): file-based (hugetlb) always; anonymous with WP_UNPOPULATED. */
 export const userfaultfdWpUseMarkers = (vma: Vma, ctx: UffdCtx | null): boolean =>
-  userfaultfdWp(vma) && ctx !== null && (ctx.features & UFFD_FEATURE_WP_UNPOPULATED) !== 0n;
+  userfaultfdWp(vma) && (vma.huge !== null || (ctx !== null && (ctx.features & UFFD_FEATURE_WP_UNPOPULATED) !== 0n));
 
 /** The MM_CP_* flags of change_protection() that matter here. */
 export interface ChangeProtection {
@@ -108,13 +109,18 @@ function changePteRange(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number,
       case 'guard':
         // Guard (and poison) markers are ignored unconditionally.
         break;
+      case 'swap':
+        if (cp.uffdWp) mm.pteSet(addr, { kind: 'swap', wp: true });
+        else if (cp.uffdWpResolve) mm.pteSet(addr, { kind: 'swap', wp: false });
+        break;
     }
   }
 }
 
 /** uffd_wp_range() */
 export function uffdWpRange(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number, end: number, enableWp: boolean): void {
-  if (enableWp) changeProtection(mm, ctx, vma, start, end, { uffdWp: true });
+  if (vma.huge) hugetlbChangeProtection(mm, vma, start, end, enableWp ? { uffdWp: true } : { uffdWpResolve: true });
+  else if (enableWp) changeProtection(mm, ctx, vma, start, end, { uffdWp: true });
   // vma_wants_manual_pte_write_upgrade(): a private mapping with VM_WRITE.
   else changeProtection(mm, ctx, vma, start, end, { uffdWpResolve: true, tryChangeWritable: (vma.prot & PROT_WRITE) !== 0 });
 }
@@ -136,12 +142,15 @@ export function userfaultfdApi(features: bigint): { ctx: UffdCtx | null; errno: 
   return { ctx: { features, sigbus: (features & UFFD_FEATURE_SIGBUS) !== 0n }, errno: null };
 }
 
-/** vma_can_userfault() for an anonymous VMA. */
-function vmaCanUserfault(vmFlags: number, wpAsync: boolean): boolean {
-  if (vmFlags & VM_UFFD_MINOR) return false; // only hugetlb and shmem
+/** vma_can_userfault() */
+function vmaCanUserfault(vma: Vma, vmFlags: number, wpAsync: boolean): boolean {
+  if (vmFlags & VM_UFFD_MINOR && !vma.huge) return false; // only hugetlb and shmem
   if (wpAsync && vmFlags === VM_UFFD_WP) return true;
-  return true; // anonymous memory takes any mode
+  return true; // anonymous memory and hugetlb take any mode
 }
+
+/** vma_kernel_pagesize() */
+const pageSizeOf = (vma: Vma): number => (vma.huge ? vma.huge.size : PAGE_SIZE);
 
 /** UFFDIO_REGISTER -> userfaultfd_register() -> userfaultfd_register_range() */
 export function userfaultfdRegister(mm: RefMm, ctx: UffdCtx, start: bigint, len: bigint, mode: bigint): Errno | null {
@@ -152,11 +161,15 @@ export function userfaultfdRegister(mm: RefMm, ctx: UffdCtx, start: bigint, len:
   const e = Number(start + len);
   const vmas = mm.vmasIntersecting(s, e);
   if (vmas.length === 0) return 'EINVAL';
+  // The first VMA decides whether the start must be huge-page aligned (even when the range
+  // starts in a gap before it); the VMA holding the end, whether the end must be.
+  if (s % pageSizeOf(vmas[0]) !== 0) return 'EINVAL';
   const wpAsync = (ctx.features & UFFD_FEATURE_WP_ASYNC) !== 0n;
   for (const cur of vmas) {
-    if (!vmaCanUserfault(vmFlags, wpAsync)) return 'EINVAL';
-    // VM_MAYWRITE is always set on private anonymous mappings: no EPERM. No other context
+    if (!vmaCanUserfault(cur, vmFlags, wpAsync)) return 'EINVAL';
+    // VM_MAYWRITE is always set on the mappings made here: no EPERM. No other context
     // exists in this model: no EBUSY.
+    if (cur.huge && e <= cur.end && e > cur.start && e % cur.huge.size !== 0) return 'EINVAL';
   }
   for (const vma of vmas) {
     // Nothing to do: already registered into this userfaultfd with (at least) these modes.
@@ -173,6 +186,18 @@ function userfaultfdClearVma(mm: RefMm, ctx: UffdCtx | null, vma: Vma): void {
   vma.uffd = 0;
 }
 
+/**
+ * userfaultfd_clear_vma() on [start, end) of vma: the un-protect comes first, then
+ * vma_modify_flags_uffd(), whose split can fail on a hugetlb VMA (EINVAL, the range stays
+ * un-protected and registered).
+ */
+function userfaultfdClearRange(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number, end: number): 'EINVAL' | null {
+  if (userfaultfdWp(vma)) uffdWpRange(mm, ctx, vma, start, end, false);
+  if (!mm.mayIsolate(start, end)) return 'EINVAL';
+  for (const part of mm.isolate(start, end)) part.uffd = 0;
+  return null;
+}
+
 /** UFFDIO_UNREGISTER -> userfaultfd_unregister() */
 export function userfaultfdUnregister(mm: RefMm, ctx: UffdCtx, start: bigint, len: bigint): Errno | null {
   if (!validateRange(start, len)) return 'EINVAL';
@@ -180,13 +205,16 @@ export function userfaultfdUnregister(mm: RefMm, ctx: UffdCtx, start: bigint, le
   const e = Number(start + len);
   const vmas = mm.vmasIntersecting(s, e);
   if (vmas.length === 0) return 'EINVAL';
-  // (vma_can_userfault() of the current modes always holds for anonymous memory.)
+  if (s % pageSizeOf(vmas[0]) !== 0) return 'EINVAL'; // the first VMA only; no check of the end
+  // (vma_can_userfault() of the current modes always holds.)
+  let err: 'EINVAL' | null = null;
   for (const vma of vmas) {
     if (vma.uffd === 0) continue;
-    for (const part of mm.isolate(Math.max(s, vma.start), Math.min(e, vma.end))) userfaultfdClearVma(mm, ctx, part);
+    err = userfaultfdClearRange(mm, ctx, vma, Math.max(s, vma.start), Math.min(e, vma.end));
+    if (err) break;
   }
   mm.mergeAround(s, e);
-  return null;
+  return err;
 }
 
 /** Closing the file: userfaultfd_release() -> userfaultfd_release_all(). */
@@ -203,6 +231,7 @@ export function userfaultfdWriteprotect(mm: RefMm, ctx: UffdCtx, start: bigint, 
   let err: Errno | null = 'ENOENT';
   for (const vma of mm.vmasIntersecting(s, e)) {
     if (!userfaultfdWp(vma)) return 'ENOENT';
+    if (vma.huge && (s % vma.huge.size !== 0 || Number(len) % vma.huge.size !== 0)) return 'EINVAL';
     uffdWpRange(mm, ctx, vma, Math.max(s, vma.start), Math.min(e, vma.end), wp);
     err = null;
   }
