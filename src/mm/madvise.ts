@@ -108,7 +108,7 @@ function madviseRemove(mm: MmStruct, r: VmaRange): ErrnoName | null {
   if (isHugetlb(r.vma)) return hugetlbRemove(mm, r);
   if (!r.vma.mapping) return 'EINVAL';
   if (!isSharedMapping(r.vma)) return 'EACCES';
-  fileRemove(r.vma, r.start, r.end);
+  fileRemove(r.vma, r.start, r.end, mm);
   zapRange(mm, r.vma, r.start, r.end);
   return null;
 }
