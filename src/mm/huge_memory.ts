@@ -1,28 +1,24 @@
-// Transparent huge pages (mm/huge_memory.c, mm/khugepaged.c): which blocks fault in as THPs,
-// splitting a PMD mapping, splitting the folio itself, and MADV_COLLAPSE.
+// Transparent huge pages (mm/huge_memory.c): which blocks fault in as THPs, splitting a PMD
+// mapping, splitting the folio itself. MADV_COLLAPSE is in khugepaged.ts.
 
-import { PMD_SIZE, type ErrnoName } from '../uapi';
+import { PMD_SIZE } from '../uapi';
 import type { SystemConfig } from '../scenario/program';
-import { roundDown, roundUp, type MmStruct } from './mm';
+import { roundDown, type MmStruct } from './mm';
 import {
   HUGE_LEAF,
   isHugeLeaf,
-  isSwapPte,
   isTable,
-  pteKind,
   ptePresent,
-  pteSwpUffdWpAny,
   PTE_FILE,
   PTE_LARGE_FOLIO,
   PTE_PRESENT,
   PTE_SOFT_DIRTY,
-  PTE_SWAP,
   PTE_UFFD_WP,
   PTE_ZERO,
   TABLE,
 } from './pte';
 import { vmaIsAnonymous, type Vma } from './vma';
-import { NotModelled } from '../errors';
+import { fileCold } from './filemap';
 
 /** thp_vma_allowable_order() for page faults, by the system's THP mode and the VMA's advice. */
 export function vmaThpEnabled(vma: Vma, system: SystemConfig): boolean {
@@ -106,89 +102,25 @@ export function largeFolioBlocks(mm: MmStruct, start: number, end: number): numb
 }
 
 /**
- * MADV_COLLAPSE over [start, end) of one VMA (madvise_collapse()): each 2 MiB block wholly inside
- * becomes a THP. Refusals that let the walk go on (a hole, uffd-wp entries) make the call fail
- * with EINVAL at the end; a none slot in a uffd-armed VMA stops it with EBUSY.
+ * MADV_COLD (madvise_cold_or_pageout_pte_range() without pageout): a large folio the range maps
+ * only in part is split (split_folio()), which maps the zero-filled pages of an anonymous one to
+ * the zero page and unmaps a page-cache one; a folio mapped whole is only deactivated.
  */
-export function madviseCollapse(mm: MmStruct, vma: Vma, start: number, end: number): ErrnoName | null {
-  if (vma.thp === 'nohugepage' || !thpSuitable(vma)) return 'EINVAL';
-  // A range inside one block leaves hstart past hend: the unsigned block count never matches.
-  if (roundUp(start, PMD_SIZE) > roundDown(end, PMD_SIZE)) return 'EINVAL';
-  if (vma.mapping?.shmem) return collapseShmem(mm, vma, start, end);
-  if (!vmaIsAnonymous(vma)) return 'EINVAL';
-  // hugepage_vma_revalidate(): an anonymous VMA with no anon_vma yet is SCAN_PAGE_ANON.
-  if (vma.anonVma === null) return 'EINVAL';
-  const hstart = roundUp(start, PMD_SIZE);
-  const hend = roundDown(end, PMD_SIZE);
-  let failed: ErrnoName | null = null;
-  for (let block = hstart; block < hend; block += PMD_SIZE) {
-    const result = collapseBlock(mm, vma, block);
-    if (result === 'EBUSY') return result;
-    if (result) failed = result;
+export function madviseColdLargeFolios(mm: MmStruct, vma: Vma, start: number, end: number): void {
+  if (vma.mapping) return fileCold(mm, vma, start, end);
+  if (!vmaIsAnonymous(vma)) return;
+  for (const block of largeFolioBlocks(mm, start, end)) {
+    if (block >= start && block + PMD_SIZE <= end && mappedWhole(mm, block)) continue;
+    splitFolio(mm, block);
   }
-  return failed;
 }
 
-/**
- * MADV_COLLAPSE of a shmem-backed VMA (hpage_collapse_scan_file(), collapse_file(), then
- * collapse_pte_mapped_thp()): each block with at least one page in the file becomes one huge
- * folio in the page cache, mapped here by a PMD. A block of the file with no page is EINVAL.
- */
-function collapseShmem(mm: MmStruct, vma: Vma, start: number, end: number): ErrnoName | null {
-  const m = vma.mapping!;
-  let failed: ErrnoName | null = null;
-  for (let block = roundUp(start, PMD_SIZE); block + PMD_SIZE <= roundDown(end, PMD_SIZE); block += PMD_SIZE) {
-    const lo = (block - vma.fileBase!) / 4096;
-    if (lo % 512 !== 0 || !m.cache.any(lo, lo + 512)) {
-      failed = 'EINVAL';
-      continue;
-    }
-    const pmd = mm.pmd.get(block);
-    const entries = [...mm.pte.map.runs(mm.pte.index(block), mm.pte.index(block + PMD_SIZE))];
-    if (vma.uffd || (isTable(pmd) && entries.some((r) => !ptePresent(r.value) || !(r.value & PTE_FILE)))) {
-      throw new NotModelled('MADV_COLLAPSE of shmem over anonymous pages, markers or a uffd registration is not modelled yet');
-    }
-    m.cache.set(lo, lo + 512, 1);
-    if (isHugeLeaf(pmd)) continue;
-    mm.pte.set(block, block + PMD_SIZE, undefined);
-    mm.allocPmdTables(block, block + PMD_SIZE);
-    mm.pmd.set(block, block + PMD_SIZE, HUGE_LEAF | PTE_FILE);
-  }
-  return failed;
+/** The block's large folio is mapped by its PMD, or by 512 PTEs of one batch. */
+function mappedWhole(mm: MmStruct, block: number): boolean {
+  if (isHugeLeaf(mm.pmd.get(block))) return true;
+  const run = mm.pte.map.runAt(mm.pte.index(block));
+  return run.value !== undefined && ptePresent(run.value) && (run.value & PTE_LARGE_FOLIO) !== 0 && run.end >= mm.pte.index(block + PMD_SIZE);
 }
 
-/**
- * __thp_vma_allowable_orders() outside faults: a huge page must fit at the end of the VMA, at an
- * offset of its file that is aligned too.
- */
-function thpSuitable(vma: Vma): boolean {
-  const haddr = roundDown(vma.end - PMD_SIZE, PMD_SIZE);
-  if (haddr < vma.start) return false;
-  return vma.fileBase === undefined || ((haddr - vma.fileBase) / 4096) % 512 === 0;
-}
-
-/** hpage_collapse_scan_pmd() and collapse_huge_page() for one block. */
-function collapseBlock(mm: MmStruct, vma: Vma, block: number): ErrnoName | null {
-  const pmd = mm.pmd.get(block);
-  if (isHugeLeaf(pmd)) return null; // SCAN_PMD_MAPPED: already huge (the huge zero page too)
-  if (!isTable(pmd)) return 'EINVAL'; // SCAN_PMD_NULL / SCAN_PMD_NONE
-  const end = block + PMD_SIZE;
-  const armed = vma.uffd !== 0;
-  // The first entry that cannot be collapsed, in address order, decides.
-  for (const seg of mm.pte.map.segments(mm.pte.index(block), mm.pte.index(end))) {
-    const pte = seg.value;
-    if (pte !== undefined && isSwapPte(pte)) {
-      if (pteSwpUffdWpAny(pte)) return 'EINVAL'; // SCAN_PTE_UFFD_WP
-      if (pteKind(pte) !== PTE_SWAP) return 'EINVAL'; // guard and poison markers cannot be swapped in
-      continue; // swapped in by __collapse_huge_page_swapin()
-    }
-    if (pte === undefined || pte & PTE_ZERO) {
-      if (armed) return 'EBUSY'; // SCAN_EXCEED_NONE_PTE
-      continue;
-    }
-    if (pte & PTE_UFFD_WP) return 'EINVAL'; // SCAN_PTE_UFFD_WP
-  }
-  mm.pte.set(block, end, undefined);
-  mm.pmd.set(block, end, HUGE_LEAF);
-  return null;
-}
+// MADV_COLLAPSE is madvise_collapse() of mm/khugepaged.c: see khugepaged.ts.
+export { madviseCollapse } from './khugepaged';

@@ -22,7 +22,7 @@ import {
   type Pte,
 } from './pte';
 import { zapRange } from './memory';
-import { largeFolioBlocks, madviseCollapse, splitFolio } from './huge_memory';
+import { largeFolioBlocks, madviseColdLargeFolios, madviseCollapse, splitFolio } from './huge_memory';
 import { filePageout, fileRemove, fileWillneed, isSharedMapping } from './filemap';
 import { modifyVmas, userRange } from './mmap';
 import { fillNone } from './userfaultfd';
@@ -53,7 +53,7 @@ const FLAG_ADVICE: Partial<Record<Advice, (vma: Vma) => Partial<Vma>>> = {
 /** Advice that acts on the entries of each VMA range. */
 const RANGE_ADVICE: Partial<Record<Advice, (mm: MmStruct, r: VmaRange) => ErrnoName | null>> = {
   willneed: (_mm, r) => (fileWillneed(r.vma, r.start, r.end), null),
-  cold: notHugetlb(() => null),
+  cold: notHugetlb((mm, r) => (madviseColdLargeFolios(mm, r.vma, r.start, r.end), null)),
   dontneed: madviseDontneed,
   free: madviseFree,
   remove: madviseRemove,

@@ -186,6 +186,8 @@ export class PagemapScanWalk {
     if (o.end !== start + PMD_SIZE) {
       splitHugePmd(this.mm, start);
       this.out.backoutRange(start, o.end);
+      // A file THP is only unmapped: the PMD is walked again as a hole (ACTION_AGAIN).
+      if (this.mm.pmd.get(start) === undefined) return this.pteHole(this.vma!, start, end);
       return 'ENOENT';
     }
     // make_uffd_wp_pmd()
