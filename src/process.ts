@@ -12,7 +12,9 @@ import { MmStruct, roundDown, roundUp } from './mm/mm';
 import { doMmap, doMprotect, doMunmap, userRange } from './mm/mmap';
 import { isTable } from './mm/pte';
 import {
+  UserfaultBlocked,
   UserfaultSigbus,
+  userfaultMsg,
   uffdioApi,
   uffdioRegister,
   uffdioUnregister,
@@ -85,7 +87,9 @@ export class Process {
       let page = roundDown(first, PAGE_SIZE);
       const end = roundDown(last, PAGE_SIZE) + PAGE_SIZE;
       while (page < end) {
-        const { outcome, next } = this.faultRun(page, end, write);
+        // The first byte touched in this page (the faulting address, for a userfault message).
+        const at = page <= first ? first : first + Math.ceil((page - first) / Number(stride)) * Number(stride);
+        const { outcome, next } = this.faultRun(page, end, write, at);
         if (outcome !== 'ok') {
           result ??= outcome;
           if (!goOn) return result;
@@ -101,7 +105,7 @@ export class Process {
     }
     for (let a = first; a <= last; a += Number(stride)) {
       const page = roundDown(a, PAGE_SIZE);
-      const { outcome } = this.faultRun(page, page + PAGE_SIZE, write);
+      const { outcome } = this.faultRun(page, page + PAGE_SIZE, write, a);
       if (outcome !== 'ok') {
         result ??= outcome;
         if (!goOn) return result;
@@ -110,8 +114,13 @@ export class Process {
     return result;
   }
 
-  /** Fault the run of equal state starting at page, up to end; returns where it stopped. */
-  private faultRun(page: number, end: number, write: boolean): { outcome: FaultOutcome; next: number } {
+  /**
+   * Fault the run of equal state starting at page, up to end; returns where it stopped. `at` is
+   * the faulting byte in page (a GUP fault, as populate makes, faults at the page itself). A fault
+   * that blocks on the userfaultfd reader throws UserfaultBlocked with its message: it is always
+   * the run's first page, since every page of the run faults alike.
+   */
+  private faultRun(page: number, end: number, write: boolean, at = page): { outcome: FaultOutcome; next: number } {
     const vma = this.mm.vmaLookup(page);
     if (!vma) {
       const following = this.mm.vmas[this.mm.findVmaIndex(page)];
@@ -121,6 +130,12 @@ export class Process {
     try {
       r = this.handleFault(vma, page, end, write);
     } catch (e) {
+      if (e instanceof UserfaultBlocked) {
+        // hugetlb_fault() hands handle_userfault() the huge page's address; other faults the page's.
+        const vmfAddress = isHugetlb(vma) ? roundDown(page, hugePageSize(vma)) : page;
+        e.msg = userfaultMsg(e, vmfAddress, at, write);
+        throw e;
+      }
       if (!(e instanceof UserfaultSigbus)) throw e;
       return { outcome: 'SIGBUS', next: page + PAGE_SIZE };
     }

@@ -1,6 +1,7 @@
 // Runs a Program on the simulated process: each step as the system call it names.
 
 import { NotModelled } from './errors';
+import { UserfaultBlocked } from './mm/userfaultfd';
 import { Process } from './process';
 import { profileNamed } from './profiles';
 import type { Op, Program, Step, StepResult } from './scenario/program';
@@ -12,6 +13,11 @@ export interface StepFailure {
   message: string;
   /** The emulator lacks these semantics (as opposed to the scenario's own system call failing). */
   notModelled: boolean;
+  /**
+   * The step blocked in handle_userfault() (its result carries the `userfault` message): a kernel
+   * result, after which nothing runs, since the thread never returns.
+   */
+  userfault?: boolean;
 }
 
 export interface SimulationResult {
@@ -38,6 +44,10 @@ export function simulate(program: Program): SimulationResult {
     try {
       result = execute(proc, step);
     } catch (e) {
+      if (e instanceof UserfaultBlocked) {
+        results.push(blockedResult(step, e));
+        return { kernel: profile.name, results, process: proc, stopped: { step: step.index, message: blockedMessage(step, e), notModelled: false, userfault: true } };
+      }
       if (!(e instanceof NotModelled)) throw e;
       return { kernel: profile.name, results, process: proc, stopped: { step: step.index, message: `${step.op.op}: ${e.message}`, notModelled: true } };
     }
@@ -52,6 +62,21 @@ export function simulate(program: Program): SimulationResult {
     }
   }
   return { kernel: profile.name, results, process: proc };
+}
+
+/** The result of a step whose fault sleeps in handle_userfault(): ret -1, no errno, the message. */
+function blockedResult(step: Step, e: UserfaultBlocked): StepResult {
+  if (!e.msg) throw new Error(`step ${step.index}: a userfault without its message (the fault loop must complete it)`);
+  return { step: step.index, op: step.op.op, ret: -1n, errno: null, userfault: { address: e.msg.address, flags: [...e.msg.flags] } };
+}
+
+function blockedMessage(step: Step, e: UserfaultBlocked): string {
+  const m = e.msg!;
+  // The same words as the kernel harness's export-c output (replay.c, report_userfault()).
+  return (
+    `${step.op.op} blocks in handle_userfault(): userfaultfd message PAGEFAULT address 0x${m.address.toString(16)} ` +
+    `flags ${m.flags.join('|') || '0'}, and the scenario has no reader; nothing after it runs`
+  );
 }
 
 /** A scan's errno is always a result; other steps fail unless may_fail or an expected errno. */

@@ -254,9 +254,9 @@ describeKernel('replay on the real kernel', () => {
     ]);
   });
 
-  test('a write fault on a synchronously write-protected page is reported as a hang', async () => {
+  test('a write fault on a synchronously write-protected page is a result: the queued userfaultfd message', async () => {
     const run = await runOnKernel(
-      program('hang', [
+      program('blocked', [
         mmap(B, 16n),
         write(B),
         { op: 'uffd_open', features: 0n },
@@ -267,11 +267,29 @@ describeKernel('replay on the real kernel', () => {
       ]),
       { stepTimeoutMs: 300 },
     );
-    expect(run.results.map((r) => r.errno)).toEqual([null, null, null, null, null]);
-    expect(run.unreproduced).toEqual([expect.objectContaining({ step: 6, op: 'write', reason: 'hang' })]);
-    expect(run.unreproduced[0]!.detail).toMatch(/blocked for 300 ms/);
-    expect(run.stopped).toEqual({ step: 6, reason: 'hang' });
+    expect(run.results.map((r) => r.errno)).toEqual([null, null, null, null, null, null]);
+    // UFFD_EVENT_PAGEFAULT with UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP, at the page.
+    expect(run.results[5]).toEqual({ step: 6, op: 'write', ret: -1n, errno: null, userfault: { address: B, flags: ['WRITE', 'WP'] } });
+    expect(run.unreproduced).toEqual([]);
+    expect(run.stopped).toEqual({ step: 6, reason: 'userfault' });
     expect(run.notReached).toEqual([7]);
+  });
+
+  test('MADV_POPULATE_READ into a MISSING range (a killable wait) is a result too', async () => {
+    const run = await runOnKernel(
+      program('populate-blocked', [
+        mmap(B, 16n),
+        write(B),
+        { op: 'uffd_open', features: 0n },
+        { op: 'uffd_register', addr: B, size: 16n * P, mode: 1n },
+        { op: 'madvise', addr: B, size: 4n * P, advice: 'populate-read' },
+        scan(),
+      ]),
+      { stepTimeoutMs: 300 },
+    );
+    expect(run.results[4]).toEqual({ step: 5, op: 'madvise', ret: -1n, errno: null, userfault: { address: B + P, flags: [] } });
+    expect(run.stopped).toEqual({ step: 5, reason: 'userfault' });
+    expect(run.notReached).toEqual([6]);
   });
 
   test('Q21: MADV_GUARD_INSTALL over a uffd-wp marker in shmem spins; reported as a (busy) hang', async () => {

@@ -101,3 +101,10 @@ export function regionTable(r: StepResult, program: Program, c: Chalk): string[]
     cells.map((cell, i) => (i === 2 ? cell.padStart(widths[i]) : i === cells.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ');
   return [c.dim(line(head)), ...rows.map((row) => line(row))];
 }
+
+/** A step that blocked on userfaultfd: `blocked: userfaultfd PAGEFAULT at m+3p (0x...) flags WRITE|WP`. */
+export function userfaultText(u: NonNullable<StepResult['userfault']>, names: Map<string, bigint>): string {
+  const at = symbolic(u.address, names);
+  const where = at === hex(u.address) ? at : `${at} (${hex(u.address)})`;
+  return `blocked: userfaultfd PAGEFAULT at ${where} flags ${u.flags.join('|') || '0'}`;
+}

@@ -42,7 +42,10 @@ async function recordOne(program: Program, io: Io): Promise<void> {
   }
 }
 
-/** Replace the expect block of every step that ran: scans get ret/errno/walk_end/regions. */
+/**
+ * Replace the expect block of every step that ran: scans get ret/errno/walk_end/regions; a step
+ * that blocked on userfaultfd gets `userfault: {address, flags}`.
+ */
 function writeExpectations(doc: Document, program: Program, results: StepResult[]): void {
   const steps = doc.get('steps');
   if (!isSeq(steps)) throw new InputError({ file: program.file }, 'steps', 'expected a list of steps');
@@ -64,6 +67,8 @@ function writeExpectations(doc: Document, program: Program, results: StepResult[
 }
 
 function expectationFor(r: StepResult, program: Program): Record<string, unknown> | undefined {
+  // A step that blocked in handle_userfault(): the message the kernel queued for the reader.
+  if (r.userfault) return { userfault: { address: symbolic(r.userfault.address, program.names), flags: [...r.userfault.flags] } };
   if (r.op !== 'pagemap_scan') return r.errno ? { errno: r.errno } : undefined;
   const out: Record<string, unknown> = {};
   if (r.errno) out.errno = r.errno;

@@ -7,7 +7,7 @@ import { checkExpectation } from '../scenario/expect';
 import { hex, scenarioToJson } from '../scenario/json';
 import type { Program, StepResult } from '../scenario/program';
 import { simulate, type SimulationResult } from '../simulate';
-import { describeOp, describeScan, regionTable, symbolic } from './format';
+import { describeOp, describeScan, regionTable, symbolic, userfaultText } from './format';
 import type { Io } from './io';
 import { withKernel } from './kernel-option';
 
@@ -26,7 +26,17 @@ export function runCommand(files: string[], opts: RunOptions, io: Io, c: Chalk):
   } else {
     programs.forEach((p, i) => printScenario(p, sims[i], io, c));
   }
-  return sims.some((s) => s.stopped) ? EXIT_USAGE : EXIT_OK;
+  return sims.some((s, i) => s.stopped && !expectedBlock(programs[i], s)) ? EXIT_USAGE : EXIT_OK;
+}
+
+/**
+ * A step that blocks on userfaultfd is a kernel result. Like an errno, it is planned when the
+ * step's `expect` says so (`userfault:`): then the scenario ran as written and `run` exits 0;
+ * otherwise it stopped the scenario unplanned, as a failing step without may_fail does (exit 2).
+ */
+export function expectedBlock(program: Program, sim: SimulationResult): boolean {
+  if (!sim.stopped?.userfault) return false;
+  return program.steps.find((s) => s.index === sim.stopped!.step)?.expect?.userfault !== undefined;
 }
 
 function printScenario(program: Program, sim: SimulationResult, io: Io, c: Chalk): void {
@@ -42,7 +52,10 @@ function printScenario(program: Program, sim: SimulationResult, io: Io, c: Chalk
       }
     }
   }
-  if (sim.stopped) io.err(c.red(stopMessage(program, sim.stopped)));
+  if (sim.stopped) {
+    const text = stopMessage(program, sim.stopped);
+    io.err(expectedBlock(program, sim) ? text : c.red(text));
+  }
   io.out('');
 }
 
@@ -50,8 +63,9 @@ function printStep(program: Program, index: number, r: StepResult, io: Io, c: Ch
   const step = program.steps.find((s) => s.index === index)!;
   const num = String(index).padStart(3);
   if (step.op.op !== 'pagemap_scan') {
-    const status = r.errno ? c.yellow(r.errno) : c.green('ok');
+    const status = r.userfault ? c.yellow('blocked') : r.errno ? c.yellow(r.errno) : c.green('ok');
     io.out(`${num} ${step.op.op.padEnd(17)} ${status}  ${c.dim(describeOp(step.op, program.names))}`);
+    if (r.userfault) io.out(`      ${userfaultText(r.userfault, program.names)} (waits for a userfaultfd reader; the scenario has none)`);
     return;
   }
   io.out(`${num} ${c.cyan('pagemap_scan')}      ${describeScan(step.op.arg, program.names)}`);

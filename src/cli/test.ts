@@ -53,7 +53,8 @@ export function testScenario(file: string, kernel?: string): TestCase[] {
       continue;
     }
     const result = results.get(step.index);
-    const error = stoppedHere || !result ? sim.stopped?.message : undefined;
+    // A block on userfaultfd is the step's result: its expect block judges it (expect.userfault).
+    const error = (stoppedHere && !sim.stopped!.userfault) || !result ? sim.stopped?.message : undefined;
     cases.push({ name, mismatches: checkExpectation(step, step.expect, result), error });
   }
   if (sim.stopped && sim.stopped.step === 0) cases.push({ name: `${file}`, mismatches: [], error: sim.stopped.message });

@@ -18,7 +18,9 @@
 //                                  CATEGORY_INVERTED CATEGORY_MASK CATEGORY_ANYOF_MASK RETURN_MASK
 //
 // From the harness (stdout), one JSON object per line: first {"harness":{...}}, then one line per
-// step that ran, then {"end":...}. See the header comment of replay.c.
+// step that ran, then {"end":...}. See the header comment of replay.c. A step that blocked on
+// userfaultfd is a result: {"step":N,...,"ret":-1,"errno":null,"userfault":{"address":"0x..",
+// "flags":["WRITE","WP"]}}, then {"end":"stopped","step":N,"reason":"userfault"}.
 
 import { ERRNO, type ErrnoName } from '../uapi';
 import { ADVICES, MEMORY_KINDS, type OpName, type Step, type StepResult } from '../scenario/program';
@@ -123,7 +125,8 @@ export interface HarnessInfo {
   maps: HarnessMapping[];
 }
 
-export type StopReason = 'failed' | 'hang' | 'unsupported' | 'crash' | 'timeout';
+/** Why a run stopped; `userfault`: a step blocked in handle_userfault() (a result, see StepResult). */
+export type StopReason = 'failed' | 'hang' | 'unsupported' | 'crash' | 'timeout' | 'userfault';
 
 /** A step whose effect on the real kernel could not be observed. */
 export interface Unreproduced {
@@ -176,6 +179,8 @@ interface RawStep {
   timeout_ms?: number;
   unsupported?: string;
   fault_addr?: string;
+  /** The step blocked in handle_userfault(): the UFFD_EVENT_PAGEFAULT message the harness read. */
+  userfault?: { address: string; flags: string[] };
 }
 
 interface RawEnd {
@@ -289,6 +294,7 @@ export function parseReplayOutput(stdout: string, steps: readonly Step[], termin
       ret: BigInt(s.ret),
       errno: s.errno as ErrnoName | null,
     };
+    if (s.userfault) result.userfault = parseUserfault(s.step, s.userfault);
     if (s.op === 'pagemap_scan') {
       result.walk_end = s.walk_end == null ? null : BigInt(s.walk_end);
       result.regions = (s.regions ?? []).map((r) => ({
@@ -331,6 +337,16 @@ export function parseReplayOutput(stdout: string, steps: readonly Step[], termin
     run.notReached = steps.filter((s) => !done.has(s.index)).map((s) => s.index);
   }
   return run;
+}
+
+const PAGEFAULT_FLAGS = ['WRITE', 'WP', 'MINOR'] as const;
+
+function parseUserfault(step: number, u: { address: string; flags: string[] }): NonNullable<StepResult['userfault']> {
+  const flags = u.flags.map((f) => {
+    if (!(PAGEFAULT_FLAGS as readonly string[]).includes(f)) throw new Error(`kernel harness: step ${step}: unknown pagefault flag ${f}`);
+    return f as (typeof PAGEFAULT_FLAGS)[number];
+  });
+  return { address: BigInt(u.address), flags };
 }
 
 /** The harness mappings that intersect [start, end). */

@@ -16,6 +16,8 @@
  *     (scenario-format.md "Machine-readable output"): {"scenario", "kernel", "steps": [...]}, each
  *     step {step, op, ret, errno} and for scans {walk_end, regions: [{start, end, categories:
  *     [names in bit order]}]}, plus "stopped": {step, message} when the scenario stopped early.
+ *     A step that blocked on userfaultfd is printed with "userfault": {address, flags} (as below)
+ *     and the document ends with "stopped" (exit status 2, as for any step that stops it).
  *
  * Line protocol (OUTPUT_LINES), one JSON object per line:
  *   {"harness":{...}}                        first line: kernel probes and the harness's own mappings
@@ -24,22 +26,30 @@
  *    "regions":[{"start":"0x..","end":"0x..","categories":N},...]}
  *   {"step":N,"op":"write","ret":-1,"errno":null,"hang":"blocked"|"busy","timeout_ms":T}  stuck step
  *   {"step":N,"op":"mmap","ret":-1,"errno":null,"unsupported":"why"}    step cannot be reproduced
- *   {"end":"complete"} | {"end":"stopped","step":N,"reason":"failed|hang|unsupported"}
+ *   {"step":N,"op":"read","ret":-1,"errno":null,"userfault":{"address":"0x..","flags":["WRITE","WP"]}}
+ *        the step blocked in handle_userfault(): the UFFD_EVENT_PAGEFAULT message it queued
+ *        (arg.pagefault.address; flags by name, UFFD_PAGEFAULT_FLAG_WRITE/WP/MINOR, in bit order),
+ *        read by the userfaultfd watchdog thread (see "the userfaultfd watchdog" below)
+ *   {"end":"complete"} | {"end":"stopped","step":N,"reason":"failed|hang|unsupported|userfault"}
  *
- * C11, libc and Linux uapi headers only. The system headers may predate PAGEMAP_SCAN and the newer
+ * C11, libc (POSIX threads: glibc 2.34 or later needs no -pthread) and Linux uapi headers only. The system headers may predate PAGEMAP_SCAN and the newer
  * userfaultfd features, so those are defined here when missing.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -161,6 +171,10 @@ static char hang_blocked[512], hang_busy[512];
 static size_t hang_blocked_len, hang_busy_len;
 
 static char stdout_buf[1 << 16];
+
+/* Set by whoever reports that a step never returned (on_alarm or the userfaultfd watchdog): one
+ * report, then _exit. */
+static atomic_flag end_reported = ATOMIC_FLAG_INIT;
 
 /* What the output looks like (see the top of this file). */
 enum output_mode { OUTPUT_LINES, OUTPUT_CONTRACT };
@@ -330,6 +344,8 @@ static void on_alarm(int sig)
 	bool blocked = used_ms * 4 < step_timeout_ms; /* busy less than a quarter of the time */
 	if (!blocked && elapsed_ms < step_limit_ms)
 		return;
+	if (atomic_flag_test_and_set(&end_reported))
+		return; /* the userfaultfd watchdog is reporting this step */
 	ssize_t written = blocked ? write(STDOUT_FILENO, hang_blocked, hang_blocked_len)
 				  : write(STDOUT_FILENO, hang_busy, hang_busy_len);
 	(void)written;
@@ -382,10 +398,223 @@ static void begin_step(unsigned step, const char *op)
 	set_step_timer(step_timeout_ms);
 }
 
+static void uffd_watch_end(void);
+
 static void end_step(void)
 {
 	in_step = 0;
 	set_step_timer(0);
+	uffd_watch_end();
+}
+
+/* ---- the userfaultfd watchdog --------------------------------------------------------------
+ *
+ * A fault into a userfaultfd registration that delivers it to the reader (MISSING on a none
+ * entry, WP without WP_ASYNC on a write-protected one, and no UFFD_FEATURE_SIGBUS) sleeps in
+ * handle_userfault() with a UFFD_EVENT_PAGEFAULT message queued on the uffd. A scenario has no
+ * reader, so the step never returns; the message is its result. A second thread reads it:
+ *   - the SIGALRM handler cannot: by the time it runs, the signal has woken the faulting thread,
+ *     which took its message off the queue (it queues it again when the fault is retried);
+ *   - a fault made by the kernel (MADV_POPULATE_*: GUP) waits killable only, so SIGALRM is not
+ *     even delivered while it sleeps.
+ * While a read, write or madvise step runs with a uffd open, the thread poll()s the uffd (and an
+ * eventfd that ends the watch). On POLLIN it reads one message, with the uffd O_NONBLOCK, but only
+ * when /proc/self/fdinfo says a fault is pending: reading a non-cooperative event (EVENT_REMOVE,
+ * EVENT_UNMAP, ...) would complete it and let the step go on, which the scenario did not do.
+ * Between steps the thread holds no reference to the uffd, so closing it still releases it at
+ * once. The thread is created at the first uffd_open, on a static stack (no new mapping), with
+ * every signal blocked; the uffd is opened without UFFD_USER_MODE_ONLY, as it always was. */
+
+static int watch_wake_fd = -1;	/* eventfd: ends a watch */
+static bool watch_started;	/* the thread exists */
+static bool watch_on;		/* main thread: a watch was begun by this step */
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t watch_cond = PTHREAD_COND_INITIALIZER;
+/* Under watch_lock: the uffd to watch (-1: none) for step watch_step, and whether the thread is
+ * inside poll() on it. */
+static int watch_fd = -1;
+static unsigned watch_step;
+static const char *watch_op;
+static bool watch_polling;
+static char watch_stack[1 << 18] __attribute__((aligned(4096)));
+
+/* Faults queued on uffd and not yet read ("pending:" of /proc/self/fdinfo/FD), or -1. */
+static long uffd_pending_faults(int fd)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	int info = open(path, O_RDONLY | O_CLOEXEC);
+	if (info < 0)
+		return -1;
+	ssize_t n = read(info, buf, sizeof(buf) - 1);
+	close(info);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	const char *p = strstr(buf, "\npending:");
+	return p ? strtol(p + 9, NULL, 10) : -1;
+}
+
+static void write_all(const char *buf, size_t len)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t w = write(STDOUT_FILENO, buf + done, len - done);
+		if (w <= 0)
+			break;
+		done += (size_t)w;
+	}
+}
+
+/* Print the step's result with the message, end the output and the process. */
+_Noreturn static void report_userfault(unsigned step, const char *op, const struct uffd_msg *msg)
+{
+	if (atomic_flag_test_and_set(&end_reported))
+		for (;;)
+			pause(); /* on_alarm is reporting this step and ends the process */
+	static const char *const names[] = { "WRITE", "WP", "MINOR" };
+	uint64_t flags = msg->arg.pagefault.flags;
+	uint64_t address = msg->arg.pagefault.address;
+	char list[96] = "", text[96] = "";
+	size_t nl = 0, nt = 0;
+	for (unsigned bit = 0; bit < 3; bit++) {
+		if (!(flags & (1ULL << bit)))
+			continue;
+		nl += (size_t)snprintf(list + nl, sizeof(list) - nl, "%s\"%s\"", nl ? "," : "", names[bit]);
+		nt += (size_t)snprintf(text + nt, sizeof(text) - nt, "%s%s", nt ? "|" : "", names[bit]);
+	}
+	if (flags & ~(uint64_t)7) {
+		nl += (size_t)snprintf(list + nl, sizeof(list) - nl, "%s\"0x%" PRIx64 "\"", nl ? "," : "", flags & ~(uint64_t)7);
+		nt += (size_t)snprintf(text + nt, sizeof(text) - nt, "%s0x%" PRIx64, nt ? "|" : "", flags & ~(uint64_t)7);
+	}
+	static char out[1024], tail[1024];
+	size_t n, tail_len = 0;
+	if (output_mode == OUTPUT_CONTRACT) {
+		char message[512];
+		snprintf(message, sizeof(message),
+			 "%s blocks in handle_userfault(): userfaultfd message PAGEFAULT address 0x%" PRIx64
+			 " flags %s, and the scenario has no reader; nothing after it runs",
+			 op, address, nt ? text : "0");
+		int k = snprintf(out, sizeof(out),
+				 "%s\n    {\"step\":%u,\"op\":\"%s\",\"ret\":-1,\"errno\":null,"
+				 "\"userfault\":{\"address\":\"0x%" PRIx64 "\",\"flags\":[%s]}}",
+				 steps_printed ? "," : "", step, op, address, list);
+		n = k > 0 ? (size_t)k : 0;
+		tail_len = format_contract_end(tail, sizeof(tail), steps_printed + 1, step, message);
+	} else {
+		int k = snprintf(out, sizeof(out),
+				 "{\"step\":%u,\"op\":\"%s\",\"ret\":-1,\"errno\":null,"
+				 "\"userfault\":{\"address\":\"0x%" PRIx64 "\",\"flags\":[%s]}}\n"
+				 "{\"end\":\"stopped\",\"step\":%u,\"reason\":\"userfault\"}\n",
+				 step, op, address, list, step);
+		n = k > 0 ? (size_t)k : 0;
+	}
+	write_all(out, n < sizeof(out) ? n : sizeof(out) - 1);
+	write_all(tail, tail_len);
+	_exit(output_mode == OUTPUT_CONTRACT ? 2 : 0);
+}
+
+static void *uffd_watchdog(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		pthread_mutex_lock(&watch_lock);
+		while (watch_fd < 0)
+			pthread_cond_wait(&watch_cond, &watch_lock);
+		struct pollfd p[2] = { { .fd = watch_fd, .events = POLLIN }, { .fd = watch_wake_fd, .events = POLLIN } };
+		unsigned step = watch_step;
+		const char *op = watch_op;
+		watch_polling = true;
+		pthread_mutex_unlock(&watch_lock);
+
+		for (;;) {
+			int n = poll(p, 2, -1);
+			if (n < 0 && errno != EINTR)
+				break;
+			if (n <= 0)
+				continue;
+			if (p[1].revents)
+				break; /* the step returned */
+			if (!(p[0].revents & POLLIN)) {
+				p[0].fd = -1; /* POLLERR/POLLHUP: nothing to read */
+				continue;
+			}
+			if (uffd_pending_faults(p[0].fd) <= 0) {
+				p[0].fd = -1; /* a non-cooperative event: leave it unread (see above) */
+				continue;
+			}
+			struct uffd_msg msg;
+			if (read(p[0].fd, &msg, sizeof(msg)) == (ssize_t)sizeof(msg) && msg.event == UFFD_EVENT_PAGEFAULT)
+				report_userfault(step, op, &msg);
+			/* EAGAIN: the faulting thread was woken (by SIGALRM) and retries; poll again. */
+		}
+
+		uint64_t count;
+		ssize_t drained = read(watch_wake_fd, &count, sizeof(count));
+		(void)drained;
+		pthread_mutex_lock(&watch_lock);
+		watch_polling = false;
+		pthread_cond_broadcast(&watch_cond);
+		pthread_mutex_unlock(&watch_lock);
+	}
+	return NULL;
+}
+
+/* Start the watchdog thread (once; after the first uffd_open). On failure there is none, and a
+ * blocked step is reported as a hang, as before. */
+static void uffd_watch_start(void)
+{
+	if (watch_started)
+		return;
+	watch_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (watch_wake_fd < 0)
+		return;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstack(&attr, watch_stack, sizeof(watch_stack));
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old); /* the thread starts with every signal blocked */
+	pthread_t thread;
+	watch_started = pthread_create(&thread, &attr, uffd_watchdog, NULL) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (!watch_started) {
+		close(watch_wake_fd);
+		watch_wake_fd = -1;
+	}
+}
+
+/* A read, write or madvise step is about to run: watch the uffd, if one is open. */
+static void uffd_watch_begin(unsigned step, const char *op)
+{
+	if (!watch_started || uffd < 0)
+		return;
+	pthread_mutex_lock(&watch_lock);
+	watch_fd = uffd;
+	watch_step = step;
+	watch_op = op;
+	pthread_cond_broadcast(&watch_cond);
+	pthread_mutex_unlock(&watch_lock);
+	watch_on = true;
+}
+
+/* The step returned: stop watching, and wait until the thread no longer polls the uffd. */
+static void uffd_watch_end(void)
+{
+	if (!watch_on)
+		return;
+	watch_on = false;
+	pthread_mutex_lock(&watch_lock);
+	watch_fd = -1;
+	if (watch_polling) {
+		uint64_t one = 1;
+		ssize_t w = write(watch_wake_fd, &one, sizeof(one));
+		(void)w;
+		while (watch_polling)
+			pthread_cond_wait(&watch_cond, &watch_lock);
+	}
+	pthread_mutex_unlock(&watch_lock);
 }
 
 static bool report_unsupported(unsigned step, const char *op, const char *why)
@@ -672,6 +901,7 @@ bool do_madvise(unsigned step, bool may_fail, uint64_t addr, uint64_t size, int 
 {
 	begin_step(step, "madvise");
 	GUARD_RANGE(step, "madvise", addr, size);
+	uffd_watch_begin(step, "madvise");
 	int ret = madvise(ptr(addr), size, advice);
 	return finish(step, "madvise", may_fail, ret, errno);
 }
@@ -703,6 +933,7 @@ bool do_touch(unsigned step, bool may_fail, bool write, uint64_t addr, uint64_t 
 	GUARD_RANGE(step, op, addr, size);
 	if (stride == 0)
 		return finish(step, op, may_fail, -1, EINVAL);
+	uffd_watch_begin(step, op);
 
 	uint64_t faults = 0, first_fault = 0;
 	int first_signal = 0;
@@ -755,6 +986,7 @@ bool do_uffd_open(unsigned step, bool may_fail, uint64_t features)
 		return finish(step, "uffd_open", may_fail, -1, err);
 	}
 	uffd = fd;
+	uffd_watch_start();
 	return finish(step, "uffd_open", may_fail, 0, 0);
 }
 

@@ -4,7 +4,6 @@
 
 import { PMD_SIZE, PROT_WRITE, TASK_SIZE_MAX, UFFD_API_FEATURES, UFFD_FEATURES, UFFD_REGISTER_MODES, type ErrnoName } from '../uapi';
 import type { MmStruct } from './mm';
-import { NotModelled } from '../errors';
 import {
   isSwapPte,
   isTable,
@@ -31,14 +30,58 @@ export interface UffdCtx {
 /** A fault that handle_userfault() turned into SIGBUS (UFFD_FEATURE_SIGBUS). */
 export class UserfaultSigbus extends Error {}
 
+/** UFFD_PAGEFAULT_FLAG_* of struct uffd_msg, by name, in bit order (WRITE 1, WP 2, MINOR 4). */
+export const UFFD_PAGEFAULT_FLAG_NAMES = ['WRITE', 'WP', 'MINOR'] as const;
+export type UffdPagefaultFlag = (typeof UFFD_PAGEFAULT_FLAG_NAMES)[number];
+
+/** The UFFD_EVENT_PAGEFAULT message a blocked fault queues: arg.pagefault.address and .flags. */
+export interface UffdPagefaultMsg {
+  address: bigint;
+  /** Names of the UFFD_PAGEFAULT_FLAG_* bits set, in bit order. */
+  flags: UffdPagefaultFlag[];
+}
+
 /**
- * handle_userfault(): the fault goes to the userfaultfd reader, which a scenario has none of;
- * with UFFD_FEATURE_SIGBUS the faulting access gets SIGBUS instead of waiting.
+ * handle_userfault() queued the fault for the userfaultfd reader and the faulting thread sleeps
+ * until a reader resolves it (UFFDIO_COPY, UFFDIO_WRITEPROTECT, ...). A scenario has no reader, so
+ * the step never returns: a result, not something unmodelled. handle_userfault() knows the
+ * reason only; the fault loop that knows the faulting address completes `msg` (userfaultMsg()).
  */
-export function handleUserfault(ctx: UffdCtx | null, why: 'MISSING' | 'WP'): never {
-  if (ctx && ctx.features & UFFD_FEATURES.SIGBUS) throw new UserfaultSigbus();
-  const what = why === 'MISSING' ? 'the fault (MISSING mode)' : 'the write (synchronous WP)';
-  throw new NotModelled(`${what} would block: it is delivered to the userfaultfd reader`);
+export class UserfaultBlocked extends Error {
+  msg?: UffdPagefaultMsg;
+  constructor(
+    /** VM_UFFD_MISSING, VM_UFFD_WP or VM_UFFD_MINOR. */
+    readonly reason: 'MISSING' | 'WP' | 'MINOR',
+    /** ctx->features, for UFFD_FEATURE_EXACT_ADDRESS. */
+    readonly features: number,
+  ) {
+    super(`the fault is delivered to the userfaultfd reader (${reason})`);
+  }
+}
+
+/**
+ * handle_userfault(): without a context, or with UFFD_FEATURE_SIGBUS, the faulting access gets
+ * SIGBUS; otherwise the fault is queued for the reader and the thread sleeps (UserfaultBlocked).
+ * (The uffd is never opened with UFFD_USER_MODE_ONLY, so a GUP fault such as MADV_POPULATE_*
+ * blocks as well.)
+ */
+export function handleUserfault(ctx: UffdCtx | null, why: 'MISSING' | 'WP' | 'MINOR'): never {
+  if (!ctx || ctx.features & UFFD_FEATURES.SIGBUS) throw new UserfaultSigbus();
+  throw new UserfaultBlocked(why, ctx.features);
+}
+
+/**
+ * userfault_msg(): arg.pagefault.address is vmf->address (the faulting page; in hugetlb the huge
+ * page, as hugetlb_fault() aligns it), or with UFFD_FEATURE_EXACT_ADDRESS vmf->real_address (the
+ * faulting byte); flags WRITE for FAULT_FLAG_WRITE, WP for VM_UFFD_WP, MINOR for VM_UFFD_MINOR.
+ */
+export function userfaultMsg(blocked: UserfaultBlocked, vmfAddress: number, realAddress: number, write: boolean): UffdPagefaultMsg {
+  const exact = (blocked.features & UFFD_FEATURES.EXACT_ADDRESS) !== 0;
+  const flags: UffdPagefaultFlag[] = [];
+  if (write) flags.push('WRITE');
+  if (blocked.reason === 'WP') flags.push('WP');
+  if (blocked.reason === 'MINOR') flags.push('MINOR');
+  return { address: BigInt(exact ? realAddress : vmfAddress), flags };
 }
 
 /** userfaultfd_wp_async(): the VMA is registered with a WP_ASYNC context. */

@@ -6,7 +6,7 @@ import { hex } from './json';
 
 /** One field that did not hold: what was expected and what came back, both printable. */
 export interface Mismatch {
-  field: 'ret' | 'errno' | 'walk_end' | 'regions' | 'ok' | 'reached';
+  field: 'ret' | 'errno' | 'walk_end' | 'regions' | 'ok' | 'reached' | 'userfault';
   expected: string;
   got: string;
 }
@@ -15,10 +15,27 @@ const showErrno = (e: ErrnoName | null | undefined): string => e ?? 'none';
 const showRegion = (r: { start: bigint; end: bigint; categories: number }): string =>
   `[${hex(r.start)}, ${hex(r.end)}) ${categoryNames(r.categories).join('|') || '0'}`;
 
+const showUserfault = (u: { address: bigint; flags?: readonly string[] } | undefined): string =>
+  u === undefined
+    ? 'the step returns'
+    : `blocks on userfaultfd: PAGEFAULT address ${hex(u.address)}` + (u.flags ? ` flags ${u.flags.join('|') || '0'}` : '');
+
 /** The fields of `expect` that `result` fails; empty when it holds. result undefined: not reached. */
 export function checkExpectation(step: Step, expect: Expectation, result: StepResult | undefined): Mismatch[] {
   if (!result) return [{ field: 'reached', expected: `step ${step.index} to run`, got: 'the scenario stopped before it' }];
   const out: Mismatch[] = [];
+  // A step that blocked on userfaultfd holds only if the expectation says so, with that message.
+  if (expect.userfault !== undefined || result.userfault !== undefined) {
+    const want = expect.userfault;
+    const got = result.userfault;
+    const holds =
+      want !== undefined &&
+      got !== undefined &&
+      want.address === got.address &&
+      (want.flags === undefined || want.flags.join('|') === got.flags.join('|'));
+    if (!holds) out.push({ field: 'userfault', expected: showUserfault(want), got: showUserfault(got) });
+    if (got !== undefined) return out; // nothing else of a step that never returned is comparable
+  }
   if (expect.errno !== undefined && expect.errno !== result.errno) {
     out.push({ field: 'errno', expected: showErrno(expect.errno), got: showErrno(result.errno) });
   }

@@ -19,6 +19,8 @@ export interface JsonStep {
   errno: ErrnoName | null;
   walk_end?: string | null;
   regions?: JsonRegion[];
+  /** The step blocked in handle_userfault() with this UFFD_EVENT_PAGEFAULT message (ret -1, errno null). */
+  userfault?: { address: string; flags: string[] };
 }
 
 export interface JsonScenario {
@@ -40,6 +42,7 @@ export function stepToJson(r: StepResult): JsonStep {
     out.walk_end = r.walk_end == null ? null : hex(r.walk_end);
     out.regions = (r.regions ?? []).map((g) => ({ start: hex(g.start), end: hex(g.end), categories: categoryNames(g.categories) }));
   }
+  if (r.userfault) out.userfault = { address: hex(r.userfault.address), flags: [...r.userfault.flags] };
   return out;
 }
 

@@ -77,6 +77,8 @@ export interface Expectation {
   walk_end?: bigint | null;
   regions?: ExpectedRegion[];
   ok?: true;
+  /** The step blocks on userfaultfd with this message (address; flags by name, in bit order, when given). */
+  userfault?: { address: bigint; flags?: ('WRITE' | 'WP' | 'MINOR')[] };
   where: Where;
 }
 
@@ -147,4 +149,10 @@ export interface StepResult {
   walk_end?: bigint | null;
   /** pagemap_scan only: what was copied to the user array. */
   regions?: { start: bigint; end: bigint; categories: number }[];
+  /**
+   * The step never returned: a fault blocked in handle_userfault(), waiting for a userfaultfd
+   * reader the scenario does not have, with this UFFD_EVENT_PAGEFAULT message queued
+   * (arg.pagefault.address, and flags by name: WRITE, WP, MINOR). ret is -1, errno null.
+   */
+  userfault?: { address: bigint; flags: ('WRITE' | 'WP' | 'MINOR')[] };
 }

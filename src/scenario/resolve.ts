@@ -155,6 +155,11 @@ function resolveExpect(e: RawExpect, at: Path, address: Addr, src: Source): Expe
   const out: Expectation = { where: src.where(at, true) };
   if ('ok' in e && e.ok) out.ok = true;
   if (e.errno !== undefined) out.errno = e.errno;
+  if ('userfault' in e && e.userfault !== undefined)
+    out.userfault = {
+      address: address(e.userfault.address, [...at, 'userfault', 'address']),
+      ...(e.userfault.flags !== undefined && { flags: e.userfault.flags }),
+    };
   if ('ret' in e && e.ret !== undefined) out.ret = e.ret;
   if ('walk_end' in e && e.walk_end !== undefined)
     out.walk_end = e.walk_end === null ? null : address(e.walk_end, [...at, 'walk_end']);

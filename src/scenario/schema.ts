@@ -218,20 +218,48 @@ export function scanExpectSchema(pageSize: bigint) {
   });
 }
 
-/** `expect` of any other step: `errno: NAME` or `ok: true`. */
-export const otherExpectSchema = mapping(
-  {
-    errno: errnoValue.optional(),
-    ok: value((r): true => {
-      if (r !== true) throw new ValueError(`expected true (to expect a failure, write errno: NAME), got ${describe(r)}`);
-      return true;
-    }).optional(),
-  },
-  'expect',
-).superRefine((e, ctx) => {
-  if ((e.errno === undefined) === (e.ok === undefined))
-    ctx.addIssue({ code: 'custom', message: 'expected either errno: NAME or ok: true' });
-});
+/** UFFD_PAGEFAULT_FLAG_* (struct uffd_msg arg.pagefault.flags), for `expect.userfault.flags`. */
+export const PAGEFAULT_FLAGS: BitNames = { what: 'pagefault flag', prefix: 'UFFD_PAGEFAULT_FLAG_', bits: { WRITE: 1, WP: 2, MINOR: 4 } };
+export type PagefaultFlagName = 'WRITE' | 'WP' | 'MINOR';
+
+/**
+ * `expect` of any other step: `errno: NAME`, `ok: true`, or `userfault: {address, flags}` (the
+ * step blocks in handle_userfault() with that UFFD_EVENT_PAGEFAULT message; flags optional).
+ */
+export function stepExpectSchema(pageSize: bigint) {
+  return mapping(
+    {
+      errno: errnoValue.optional(),
+      ok: value((r): true => {
+        if (r !== true) throw new ValueError(`expected true (to expect a failure, write errno: NAME), got ${describe(r)}`);
+        return true;
+      }).optional(),
+      userfault: mapping(
+        {
+          address: value((r) => parseAddress(r, pageSize)),
+          flags: value((r): PagefaultFlagName[] => {
+            const bits = parseBits(r, PAGEFAULT_FLAGS);
+            if (bits > 7n) throw new ValueError(`pagefault flags 0x${bits.toString(16)} have bits outside WRITE|WP|MINOR (0x7), which the kernel never sets`);
+            return (['WRITE', 'WP', 'MINOR'] as const).filter((_, bit) => bits & (1n << BigInt(bit)));
+          }).optional(),
+        },
+        'userfault',
+      ).optional(),
+    },
+    'expect',
+  ).superRefine((e, ctx) => {
+    if (e.userfault !== undefined) {
+      // A step that blocks returns nothing: no errno, and it is not ok.
+      if (e.errno !== undefined || e.ok !== undefined)
+        ctx.addIssue({ code: 'custom', message: 'userfault (the step blocks) cannot be combined with errno or ok' });
+    } else if ((e.errno === undefined) === (e.ok === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'expected either errno: NAME or ok: true' });
+    }
+  });
+}
+
+/** `expect` of any other step, for 4 KiB pages (see stepExpectSchema()). */
+export const otherExpectSchema = stepExpectSchema(4096n);
 
 export const mayFailSchema = value(parseBool);
 

@@ -12,7 +12,7 @@ import {
   issuesToProblems,
   mayFailSchema,
   opSchemas,
-  otherExpectSchema,
+  stepExpectSchema,
   scanExpectSchema,
   topSchema,
   type OpSchemas,
@@ -28,7 +28,7 @@ export type RawStep = {
     op: K;
     body: RawOp<K>;
     mayFail: boolean;
-    expect?: z.output<ReturnType<typeof scanExpectSchema>> | z.output<typeof otherExpectSchema>;
+    expect?: z.output<ReturnType<typeof scanExpectSchema>> | z.output<ReturnType<typeof stepExpectSchema>>;
   };
 }[OpName];
 
@@ -57,6 +57,7 @@ export function validate(root: unknown): Validated {
   const pageSize = pageSizeOf(kernel)!;
   const ops = opSchemas(pageSize);
   const scanExpect = scanExpectSchema(pageSize);
+  const otherExpect = stepExpectSchema(pageSize);
 
   const steps: RawStep[] = [];
   const rawSteps = Array.isArray(rawTop.steps) ? rawTop.steps : [];
@@ -91,7 +92,7 @@ export function validate(root: unknown): Validated {
     const expect =
       step.expect === undefined
         ? undefined
-        : check(op === 'pagemap_scan' ? scanExpect : otherExpectSchema, step.expect, [...path, 'expect']);
+        : check(op === 'pagemap_scan' ? scanExpect : otherExpect, step.expect, [...path, 'expect']);
     if (body === undefined || mayFail === undefined || (step.expect !== undefined && expect === undefined)) return;
     steps.push({ op, body, mayFail, expect } as RawStep);
   });

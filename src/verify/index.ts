@@ -9,7 +9,7 @@ import { stepToJson } from '../scenario/json';
 import { simulate, type SimulationResult } from '../simulate';
 import { thpDivergence, unprobe, withThpProbes } from './thp-probes';
 
-export type Field = 'ret' | 'errno' | 'walk_end' | 'regions' | 'reached';
+export type Field = 'ret' | 'errno' | 'walk_end' | 'regions' | 'reached' | 'userfault';
 
 export interface StepVerdict {
   step: number;
@@ -131,6 +131,8 @@ export function differences(k: StepResult | undefined, e: StepResult | undefined
   if (a.errno !== b.errno) out.push('errno');
   if (a.walk_end !== b.walk_end) out.push('walk_end');
   if (JSON.stringify(a.regions) !== JSON.stringify(b.regions)) out.push('regions');
+  // A step that blocked in handle_userfault(): the queued message (address and flags).
+  if (JSON.stringify(a.userfault) !== JSON.stringify(b.userfault)) out.push('userfault');
   return out;
 }
 
