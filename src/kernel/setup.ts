@@ -75,8 +75,10 @@ function writePool(file: string, pages: number): void {
 
 /**
  * Raise the hugetlb pool(s) by the given number of pages (a number means 2 MiB pages) while `fn`
- * runs, then put the original pool sizes back. EnvironmentError when not root or when the kernel
- * cannot provide that many pages (memory too fragmented).
+ * runs, then lower them by what was added. Relative both ways, so that runs overlapping in time
+ * (two `verify --setup-hugetlb`, a difftest) compose: each gets its pages, the last one out
+ * leaves the original pool. EnvironmentError when not root or when the kernel cannot provide that
+ * many pages (memory too fragmented).
  */
 export async function withHugetlbPages<T>(
   pages: number | Partial<Record<HugetlbSize, number>>,
@@ -87,11 +89,12 @@ export async function withHugetlbPages<T>(
   if (sizes.length === 0) return fn();
   requireRoot('--setup-hugetlb');
 
-  const original = new Map<HugetlbSize, number>();
+  const added = new Map<HugetlbSize, number>();
   const restore = (): void => {
-    for (const [size, n] of original) {
+    for (const [size, n] of added) {
       try {
-        writePool(HUGETLB_POOLS[size], n);
+        const file = HUGETLB_POOLS[size];
+        writePool(file, Math.max(0, readPool(file) - n));
       } catch {
         // Best effort: nothing better to do on the way out.
       }
@@ -101,7 +104,6 @@ export async function withHugetlbPages<T>(
     for (const size of sizes) {
       const file = HUGETLB_POOLS[size];
       const before = readPool(file);
-      original.set(size, before);
       const target = before + want[size]!;
       try {
         writePool(file, target);
@@ -109,6 +111,7 @@ export async function withHugetlbPages<T>(
         throw new EnvironmentError(`cannot raise ${file} to ${target}: ${(e as Error).message}`);
       }
       const got = readPool(file);
+      added.set(size, Math.max(0, got - before));
       if (got < target) {
         throw new EnvironmentError(
           `the kernel could only provide ${got - before} of ${want[size]} ${size} hugetlb pages (${file})`,
