@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { EnvironmentError } from '../errors';
-import { runOnKernel, withHugetlbPages, withSwapFile, type HugetlbSize, type KernelRun, type KernelRunOptions } from '../kernel';
+import { currentThpMode, runOnKernel, swapActive, withHugetlbPages, withSwapFile, type HugetlbSize, type KernelRun, type KernelRunOptions } from '../kernel';
 import type { Program, StepResult } from '../scenario/program';
 import { stepToJson } from '../scenario/json';
 import { simulate, type SimulationResult } from '../simulate';
@@ -87,6 +87,8 @@ export interface DifferentialReport {
   elapsedMs: number;
   /** Seeds whose first kernel run hung but whose second ran to the end (transient: CPU starvation). */
   retriedHangs: number;
+  /** Seeds not judged because the machine stopped matching their `system` (swap, THP mode). */
+  machineChanged: { seed: number; reason: string }[];
   /** True when the time limit stopped the run before `count` seeds. */
   timedOut: boolean;
   outDir?: string;
@@ -108,7 +110,9 @@ export function replayCommand(seed: number, generator: RandomProgramOptions = {}
 interface SeedOutcome {
   seed: number;
   program: Program;
-  kernel: KernelRun;
+  /** Set (and nothing else) when the machine stopped matching the program's `system`. */
+  machineChanged?: string;
+  kernel?: KernelRun;
   emulator?: SimulationResult;
   emulatorError?: unknown;
   verdicts?: StepVerdict[];
@@ -121,11 +125,27 @@ interface SeedOutcome {
 /** How many times a disagreeing program is run again on the kernel to see if its answers are stable. */
 const CONFIRM_RUNS = 2;
 
+/**
+ * How the machine differs from what the program assumes (swap, THP mode), if it does: something
+ * else on the machine changed it during the run, and that seed's answers are no verdict.
+ */
+function machineChange(program: Program): string | undefined {
+  const swap = swapActive();
+  if (swap !== undefined && swap !== program.system.swap) return `swap turned ${swap ? 'on' : 'off'} during the run`;
+  const thp = currentThpMode();
+  if (thp !== undefined && thp !== program.system.thp) return `THP mode changed to ${thp} during the run`;
+  return undefined;
+}
+
 async function runSeed(seed: number, opts: DifferentialOptions): Promise<SeedOutcome> {
   const program = randomProgram(seed, opts.generator);
+  const changed = machineChange(program);
+  if (changed) return { seed, program, machineChanged: changed };
   // A hang ends a run, so find it fast: blocked 2 s, or busy 10 s (no generated step needs more).
   const kernelOpts: KernelRunOptions = { stepTimeoutMs: 2000, stepLimitMs: 10_000, ...opts.kernel };
   let kernel = await runOnKernel(program, kernelOpts);
+  const changedDuring = machineChange(program);
+  if (changedDuring) return { seed, program, machineChanged: changedDuring };
   // A step that hung for lack of CPU (two jobs, a 1 GiB page being cleared) is run once more; a
   // real hang (a fault nobody resolves) hangs again.
   let retriedHang = false;
@@ -198,6 +218,7 @@ async function runSeeds(opts: DifferentialOptions): Promise<DifferentialReport> 
     flaky: [],
     unreproduced: [],
     retriedHangs: 0,
+    machineChanged: [],
     elapsedMs: 0,
     timedOut: false,
   };
@@ -214,8 +235,13 @@ async function runSeeds(opts: DifferentialOptions): Promise<DifferentialReport> 
 
   const record = (o: SeedOutcome): void => {
     report.seedsRun++;
+    if (o.machineChanged) {
+      report.machineChanged.push({ seed: o.seed, reason: o.machineChanged });
+      log(`SKIPPED seed ${o.seed}: ${o.machineChanged}`);
+      return;
+    }
     if (o.retriedHang) report.retriedHangs++;
-    const kernel = o.kernel;
+    const kernel = o.kernel!;
     const seedLine = `seed ${o.seed}`;
     if (o.emulatorError !== undefined) {
       const msg = o.emulatorError instanceof Error ? o.emulatorError.stack ?? o.emulatorError.message : String(o.emulatorError);
@@ -353,6 +379,8 @@ export function formatReport(r: DifferentialReport): string[] {
       `differently on a re-run), ${r.unreproduced.length} not reproducible on the kernel`,
     `${r.stepsAgreed} steps agreed; ${r.notModelledSteps} steps in ${r.notModelledSeeds} seeds skipped as "not modelled" by the emulator`,
   ];
+  if (r.machineChanged.length)
+    lines.push(`  ${r.machineChanged.length} seeds not judged: the machine changed under them (${r.machineChanged[0]!.reason}, ...)`);
   if (r.retriedHangs) lines.push(`  ${r.retriedHangs} seeds hung once on the kernel and ran to the end when run again (compared on that run)`);
   for (const [reason, n] of [...r.notModelledReasons].sort((a, b) => b[1] - a[1])) lines.push(`  not modelled x${n}: ${reason}`);
   for (const d of r.disagreements)

@@ -17,6 +17,6 @@ export {
 export type { KernelRunOptions } from './run';
 export { exportC, replayRuntime } from './export-c';
 export type { ExportCOptions } from './export-c';
-export { HUGETLB_POOLS, SWAP_DIR, currentThpMode, withHugetlbPages, withSwapFile, withThpMode } from './setup';
+export { HUGETLB_POOLS, SWAP_DIR, currentThpMode, swapActive, withHugetlbPages, withSwapFile, withThpMode } from './setup';
 export type { ThpMode } from './setup';
 export type { HugetlbSize } from './setup';

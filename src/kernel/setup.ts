@@ -172,6 +172,15 @@ export async function withSwapFile<T>(size: number | bigint, fn: () => T | Promi
   });
 }
 
+/** Whether a swap device is active (a line besides the header in /proc/swaps). */
+export function swapActive(): boolean | undefined {
+  try {
+    return fs.readFileSync('/proc/swaps', 'utf8').trim().split('\n').length > 1;
+  } catch {
+    return undefined;
+  }
+}
+
 export const THP_ENABLED = '/sys/kernel/mm/transparent_hugepage/enabled';
 export type ThpMode = 'always' | 'madvise' | 'never';
 
