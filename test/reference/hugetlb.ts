@@ -128,7 +128,17 @@ export function unmapHugepageRange(mm: RefMm, vma: Vma, start: number, end: numb
     if (!mm.hugeTableExists(vma, slot)) continue;
     const pte = mm.hugeGet(slot);
     if (pte === undefined) continue;
-    if (pte.kind === 'page' && !h.shared) pool(mm, h.file).used--; // the private page is freed
+    if (pte.kind === 'page' && !h.shared) {
+      // The private (anonymous) page is freed. "Restore the reservation for anonymous page,
+      // otherwise the backing page could be stolen by someone": with no surplus pages (no
+      // overcommit here) and the VMA owning its resv_map (__vma_private_lock()), the folio gets
+      // hugetlb_restore_reserve and vma_add_reservation() drops the index from the owner's map
+      // (for a private map, "consumed"); free_huge_folio() then gives resv_huge_pages back.
+      const p = pool(mm, h.file);
+      p.used--;
+      p.resv++;
+      h.file.resvMap.delete(RefMm.hugeIndex(vma, slot));
+    }
     const keep = !dropMarker && (pte.kind === 'marker' || pte.wp);
     mm.hugeSet(vma, slot, keep ? { kind: 'marker' } : undefined);
   }
@@ -159,19 +169,27 @@ export function hugetlbChangeProtection(mm: RefMm, vma: Vma, start: number, end:
   }
 }
 
-/** remove_inode_hugepages() + hugetlb_unreserve_pages() for indices [from, to) of a file. */
-function removeFilePages(mm: RefMm, file: HugeFile, from: number, to: number): void {
+/**
+ * remove_inode_hugepages() of indices [from, to) of a file. A truncation (the inode's eviction,
+ * `truncate`) then calls hugetlb_unreserve_pages() over the whole range: region_del() drops every
+ * region, and the reservations not consumed by a page (chg - freed) go back. A hole punch
+ * ("only when releasing a page is the associated region/reserve map deleted") unreserves each
+ * removed page's index alone (chg 1, freed 1: no change to resv_huge_pages); the reservations
+ * of indices without a page stay.
+ */
+function removeFilePages(mm: RefMm, file: HugeFile, from: number, to: number, truncate: boolean): void {
   const p = pool(mm, file);
-  // region_del(): the reservations not consumed by a page (chg - freed) go back.
-  for (const idx of [...file.resvMap]) {
-    if (idx < from || idx >= to) continue;
-    if (!file.cache.has(idx)) p.resv--;
-    file.resvMap.delete(idx);
-  }
   for (const idx of [...file.cache]) {
     if (idx < from || idx >= to) continue;
     file.cache.delete(idx);
+    file.resvMap.delete(idx);
     p.used--;
+  }
+  if (!truncate) return;
+  for (const idx of [...file.resvMap]) {
+    if (idx < from || idx >= to) continue;
+    p.resv--; // a region without a page: its reservation was never consumed
+    file.resvMap.delete(idx);
   }
 }
 
@@ -186,7 +204,7 @@ export function hugetlbClose(mm: RefMm, vma: Vma): void {
     const n = (vma.end - vma.start) / h.size;
     for (let i = h.pgoff; i < h.pgoff + n; i++) if (!h.file.resvMap.has(i)) pool(mm, h.file).resv--;
   }
-  if (--h.file.users === 0 && h.shared) removeFilePages(mm, h.file, 0, Infinity);
+  if (--h.file.users === 0 && h.shared) removeFilePages(mm, h.file, 0, Infinity, true);
 }
 
 /**
@@ -210,5 +228,5 @@ export function hugetlbPunchHole(mm: RefMm, vma: Vma, start: number, end: number
     if (lo >= hi) continue;
     unmapHugepageRange(mm, v, v.start + (lo - v.huge.pgoff) * h.size, v.start + (hi - v.huge.pgoff) * h.size, false);
   }
-  removeFilePages(mm, h.file, holeStart, holeEnd);
+  removeFilePages(mm, h.file, holeStart, holeEnd, false);
 }

@@ -1,7 +1,7 @@
 // Differences between the engine (src/) and the kernel that the reference models, confirmed on
-// Linux 6.18.44, each with the kernel-recorded scenarios that show it (kernel-cases/), or, where
-// the machine cannot record one (hugetlb, swap: their pools are not ours), read from the kernel
-// source with no scenario. While a bug is listed here:
+// Linux 6.18.44, each with the kernel-recorded scenarios that show it (kernel-cases/; hugetlb with
+// `record --setup-hugetlb N`), or, where the harness cannot record one (a step that never
+// returns), read from the kernel source with no scenario. While a bug is listed here:
 //   - a property-test case whose reference run exercised that rule (RefRun.notes, recorded with
 //     RefMm.note()) may differ from the engine without failing (PAGEMAP_PROPERTY_STRICT=1 fails
 //     them too);
@@ -23,7 +23,7 @@ export interface KnownBugEntry {
 }
 
 export const KNOWN_BUGS = {
-  // From the source only (hugetlb cannot be recorded on the machines here: the pool is not ours).
+  // From the source only: the write loops for ever (the harness sees a hang, not this rule).
   'hugetlb-stale-wp-write': {
     scenarios: [],
     what:
@@ -34,14 +34,16 @@ export const KNOWN_BUGS = {
       'engine completes the write',
   },
   'hugetlb-pool-accounting': {
-    scenarios: [],
+    scenarios: ['hugetlb-pool-shared-file-keeps-pages.yaml', 'hugetlb-pool-punch-sigbus.yaml', 'hugetlb-pool-punch-keeps-unfaulted.yaml'],
     what:
       'the hugetlb pool: mmap() reserves against free_huge_pages - resv_huge_pages ' +
-      '(hugetlb_acct_memory()), and a reservation once consumed by a fault is not given back when ' +
-      'the page is freed (MADV_DONTNEED, hole punch), nor are a shared file\'s reservations and pages ' +
-      'by munmap() of part of it; a fault with no reservation left and no free page is SIGBUS. The ' +
-      'engine counts the sizes of the hugetlb VMAs instead (ENOMEM where the kernel maps, success ' +
-      'where it refuses) and never fails a fault',
+      '(hugetlb_reserve_pages(), hugetlb_acct_memory()); a private VMA\'s reservations are given back ' +
+      'when its anonymous page is freed (restore_reserve) and when it is unmapped; a shared file keeps ' +
+      'its page-cache pages and their reservations until its last VMA is unmapped (munmap of part of ' +
+      'it frees nothing), and a hole punch (MADV_REMOVE) frees a page together with its reservation ' +
+      'while the reservations of indices without a page stay; a fault with no reservation and no ' +
+      'unreserved free page is SIGBUS. The engine counts the sizes of the mapped hugetlb VMAs instead ' +
+      '(success where the kernel refuses, ENOMEM where it maps) and never fails a fault',
   },
 } satisfies Record<string, KnownBugEntry>;
 

@@ -150,25 +150,6 @@ describe('what the kernel does where the harness records no answer', () => {
     expect(run.stopped).toMatchObject({ step, reason: 'userfault' });
   });
 
-  test('the hugetlb pool: a consumed reservation is not given back when its page is freed (from the source)', () => {
-    // hugetlb_acct_memory() reserves against free pages; hugetlb_add_new_anon_rmap() clears the
-    // restore-reserve flag, so MADV_DONTNEED frees the page without restoring the reservation: a
-    // second mapping can reserve it, and the first mapping's next fault finds nothing (SIGBUS).
-    const run = referenceRun(
-      scenario(`system: {hugetlb_pages: {2M: 2}}
-steps:
-  - mmap: {addr: 0x100000000000, size: 2M, kind: hugetlb, name: a}
-  - write: {addr: a, size: 1}
-  - madvise: {addr: a, size: 2M, advice: dontneed}
-  - mmap: {addr: 0x100000200000, size: 4M, kind: hugetlb, name: b}
-  - write: {addr: a, size: 1}
-    may_fail: true
-  - write: {addr: b, size: 4M, stride: 2M}`),
-    );
-    expect(run.results.map((r) => r.errno)).toEqual([null, null, null, null, 'SIGBUS', null]);
-    expect(run.notes.has('hugetlb-pool-accounting')).toBe(true);
-  });
-
   test('clear_refs above INT_MAX is ERANGE (an errno the scenario format cannot name)', () => {
     const run = referenceRun(
       scenario(`steps:
