@@ -1,7 +1,9 @@
 // The page cache of a disk file (ext4 here) as folios, its readahead, and the faults, fault-around
 // and reclaim of its mappings: mm/readahead.c, filemap_fault() / filemap_map_pages() of
 // mm/filemap.c, finish_fault() of mm/memory.c, madvise_cold_or_pageout_pte_range() of
-// mm/madvise.c and shrink_folio_list() of mm/vmscan.c. shmem and memfd stay in filemap.ts.
+// mm/madvise.c and shrink_folio_list() of mm/vmscan.c. shmem and memfd keep their page cache as
+// the same folio values and share filemap_map_pages() and finish_fault(); their faults, reclaim
+// and holes are in filemap.ts.
 //
 // The cache of a disk file maps page offsets to folio values: FOLIO | order | PG_readahead |
 // PG_dirty. Folios are naturally aligned, and a run of the RunMap is a row of whole folios of
@@ -53,6 +55,8 @@ export class FileRaState {
 
 /** What of struct address_space and struct file the readahead code uses. */
 export interface DiskFile {
+  /** shmem (tmpfs, memfd): the same folios and fault-around, no readahead, no PG_dirty kept. */
+  readonly shmem?: boolean;
   readonly cache: RunMap;
   readonly sizePages: number;
   readonly ra: FileRaState;
@@ -112,7 +116,7 @@ function splitFolioUniform(m: DiskFile, f: Folio): void {
  * try_folio_split() (folio_split(), non-uniform): the page at `at` becomes a folio of order 0 and
  * the rest of the folio is split buddy-wise into the largest aligned folios around it.
  */
-function splitFolioAt(m: DiskFile, f: Folio, at: number): void {
+export function splitFolioAt(m: DiskFile, f: Folio, at: number): void {
   let lo = f.start;
   const flags = f.value & PG_DIRTY;
   for (let order = f.order - 1; order >= 0; order--) {
@@ -382,10 +386,11 @@ function mapNone(mm: MmStruct, lo: number, hi: number, pte: number): void {
  * do_fault_around() -> filemap_map_pages(): the 64 KiB window around addr (aligned, moved up to
  * start no earlier than the VMA and the 2 MiB block, clipped to the file). next_uptodate_folio()
  * skips folios with PG_readahead. Unless the first folio found reaches the file's last page
- * (can_map_large), a PMD-size one is mapped by a PMD (filemap_map_pmd()) when the PMD is none, and
- * the page table is installed; with it and no page table yet, nothing is mapped. Otherwise each
- * folio's pages in the window are mapped into none slots, a large folio wholly (beyond the window)
- * when can_map_large and it lies inside the VMA and one page table (filemap_map_folio_range()).
+ * (can_map_large; always for shmem, which has long mapped PMDs across i_size), a PMD-size one is
+ * mapped by a PMD (filemap_map_pmd()) when the PMD is none, and the page table is installed;
+ * without it and no page table yet, nothing is mapped. Otherwise each folio's pages in the window
+ * are mapped into none slots, a large folio wholly (beyond the window) when can_map_large and it
+ * lies inside the VMA and one page table (filemap_map_folio_range()).
  * Every page looked at lowers mmap_miss. Returns whether the page at addr got mapped.
  */
 export function filemapMapPages(mm: MmStruct, vma: Vma, addr: number): boolean {
@@ -401,7 +406,7 @@ export function filemapMapPages(mm: MmStruct, vma: Vma, addr: number): boolean {
   // can_map_large: the first folio found ends before the file's last page (SIGBUS semantics at
   // i_size). Without it there is no PMD mapping, no whole folio, and no page table installed.
   const firstN = 2 ** folioOrder(runs[0].value);
-  const canMapLarge = runs[0].start - (runs[0].start % firstN) + firstN <= m.sizePages - 1;
+  const canMapLarge = m.shmem === true || runs[0].start - (runs[0].start % firstN) + firstN <= m.sizePages - 1;
   const pmd = mm.pmd.get(addr);
   if (canMapLarge) {
     // filemap_map_pmd()
@@ -434,7 +439,7 @@ export function filemapMapPages(mm: MmStruct, vma: Vma, addr: number): boolean {
  * mapped by a PMD (do_set_pmd()); a large folio wholly inside the VMA and one page table, all of
  * whose slots are none, is mapped whole, unless the VMA is userfaultfd-armed; else the page alone.
  */
-function finishFault(mm: MmStruct, vma: Vma, addr: number, folio: Folio, bit: number): void {
+export function finishFault(mm: MmStruct, vma: Vma, addr: number, folio: Folio, bit: number): void {
   if (mm.pmd.get(addr) === undefined && folio.order >= HPAGE_PMD_ORDER && doSetPmd(mm, vma, addr)) return;
   mm.allocPteTables(addr, addr + PAGE_SIZE);
   let [lo, hi] = [addr, addr + PAGE_SIZE];
@@ -593,20 +598,27 @@ export function diskColdOrPageout(mm: MmStruct, vma: Vma, start: number, end: nu
 }
 
 /**
- * MADV_REMOVE: punch a hole, truncate_inode_pages_range(). A large folio the hole covers in part
- * is unmapped whole; a clean one is split at the hole's edges (try_folio_split()), then every page
- * of the hole leaves the cache. A dirty one cannot be split (its buffers stay): only zeroed, it
- * stays whole and dirty in the cache.
+ * MADV_REMOVE: punch a hole, truncate_inode_pages_range() (shmem_undo_range() for shmem). A large
+ * folio the hole covers in part is unmapped whole; a clean one is split at the hole's edges
+ * (truncate_inode_partial_folio() -> try_folio_split_to_order()), then every page of the hole
+ * leaves the cache. When the hole ends inside the folio split at its start, the folio then
+ * holding the hole's end is split at that page even if it starts there. A dirty one of a disk
+ * file cannot be split (its buffers stay): only zeroed, it stays whole and dirty in the cache.
  */
 export function diskPunchHole(mm: MmStruct | undefined, vma: Vma, lo: number, hi: number): void {
   const m = vma.mapping!;
   const keep: Folio[] = [];
+  let splitAround = false;
   for (const edge of [lo, hi]) {
     const f = folioAt(m, edge);
-    if (!f || f.order === 0 || f.start === edge) continue;
+    if (!f || f.order === 0 || (f.start === edge && !(edge === hi && splitAround))) continue;
     if (mm) unmapPages(mm, vma, f.start, f.end);
-    if (f.value & PG_DIRTY) keep.push(f);
-    else splitFolioAt(m, f, edge);
+    if (f.value & PG_DIRTY) {
+      keep.push(f);
+      continue;
+    }
+    splitFolioAt(m, f, edge);
+    splitAround = edge === lo && hi < f.end;
   }
   let pos = lo;
   for (const f of keep.sort((a, b) => a.start - b.start)) {
