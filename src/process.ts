@@ -5,6 +5,7 @@ import { NotModelled } from './errors';
 import { doMadvise, gupAccessError } from './mm/madvise';
 import { accessError, handleMmFault, type FaultOutcome } from './mm/memory';
 import { hugetlbFault } from './mm/hugetlb';
+import { KernelHang } from './mm/hang';
 import { clearSoftDirty, markSoftDirty } from './mm/clear_refs';
 import { hugePageSize, isHugetlb, type Vma } from './mm/vma';
 import { vmaThpEnabled } from './mm/huge_memory';
@@ -115,12 +116,14 @@ export class Process {
   }
 
   /**
-   * Fault the run of equal state starting at page, up to end; returns where it stopped. `at` is
-   * the faulting byte in page (a GUP fault, as populate makes, faults at the page itself). A fault
-   * that blocks on the userfaultfd reader throws UserfaultBlocked with its message: it is always
-   * the run's first page, since every page of the run faults alike.
+   * Fault the run of equal state starting at page, up to end; returns where it stopped. `touched`
+   * is the faulting byte in page (undefined for a GUP fault, as populate makes: it faults at the
+   * page itself). A fault that blocks on the userfaultfd reader throws UserfaultBlocked with its
+   * message: it is always the run's first page, since every page of the run faults alike; one that is never resolved
+   * (a fault-loop) throws KernelHang with the touched byte (undefined for populate's GUP faults).
    */
-  private faultRun(page: number, end: number, write: boolean, at = page): { outcome: FaultOutcome; next: number } {
+  private faultRun(page: number, end: number, write: boolean, touched?: number): { outcome: FaultOutcome; next: number } {
+    const at = touched ?? page;
     const vma = this.mm.vmaLookup(page);
     if (!vma) {
       const following = this.mm.vmas[this.mm.findVmaIndex(page)];
@@ -136,6 +139,9 @@ export class Process {
         e.msg = userfaultMsg(e, vmfAddress, at, write);
         throw e;
       }
+      // A fault that is never resolved: a touch retries its byte for ever (populate's GUP loop
+      // retries inside the system call: no address).
+      if (e instanceof KernelHang && e.why === 'fault-loop' && touched !== undefined) e.address = touched;
       if (!(e instanceof UserfaultSigbus)) throw e;
       return { outcome: 'SIGBUS', next: page + PAGE_SIZE };
     }

@@ -2,6 +2,7 @@
 
 import { NotModelled } from './errors';
 import { UserfaultBlocked } from './mm/userfaultfd';
+import { HANG_TEXT, KernelHang } from './mm/hang';
 import { Process } from './process';
 import { profileNamed } from './profiles';
 import type { Op, Program, Step, StepResult } from './scenario/program';
@@ -18,6 +19,8 @@ export interface StepFailure {
    * result, after which nothing runs, since the thread never returns.
    */
   userfault?: boolean;
+  /** The step never returns because the kernel loops or deadlocks (its result carries `hang`). */
+  hang?: boolean;
 }
 
 export interface SimulationResult {
@@ -48,6 +51,10 @@ export function simulate(program: Program): SimulationResult {
         results.push(blockedResult(step, e));
         return { kernel: profile.name, results, process: proc, stopped: { step: step.index, message: blockedMessage(step, e), notModelled: false, userfault: true } };
       }
+      if (e instanceof KernelHang) {
+        results.push(hangResult(step, e));
+        return { kernel: profile.name, results, process: proc, stopped: { step: step.index, message: hangMessage(step, e), notModelled: false, hang: true } };
+      }
       if (!(e instanceof NotModelled)) throw e;
       return { kernel: profile.name, results, process: proc, stopped: { step: step.index, message: `${step.op.op}: ${e.message}`, notModelled: true } };
     }
@@ -77,6 +84,22 @@ function blockedMessage(step: Step, e: UserfaultBlocked): string {
     `${step.op.op} blocks in handle_userfault(): userfaultfd message PAGEFAULT address 0x${m.address.toString(16)} ` +
     `flags ${m.flags.join('|') || '0'}, and the scenario has no reader; nothing after it runs`
   );
+}
+
+/** The result of a step the kernel never returns from: ret -1, no errno, why (and the byte touched). */
+function hangResult(step: Step, e: KernelHang): StepResult {
+  return {
+    step: step.index,
+    op: step.op.op,
+    ret: -1n,
+    errno: null,
+    hang: { why: e.why, ...(e.address !== undefined && { address: BigInt(e.address) }) },
+  };
+}
+
+function hangMessage(step: Step, e: KernelHang): string {
+  const at = e.address !== undefined ? ` at 0x${e.address.toString(16)}` : '';
+  return `${step.op.op} never returns (${e.why}${at}): ${HANG_TEXT[e.why]}; nothing after it runs (${e.detail})`;
 }
 
 /** A scan's errno is always a result; other steps fail unless may_fail or an expected errno. */

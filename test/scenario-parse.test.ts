@@ -440,8 +440,8 @@ describe('bad input → one located message', () => {
     ['name above 2^64-1', 'steps:\n  - mmap: { addr: 0xfffffffffffff000, size: 4K, kind: anon, name: top }\n  - pagemap_scan: { start: top, end: top+1p }\n', 'x.yaml:3:38: pagemap_scan.end: top+1p = 0x10000000000000000 is above 2^64-1'],
     // Expectations
     ['empty scan expect', withStep('pagemap_scan:\n    expect: {}'), 'x.yaml:4:13: pagemap_scan.expect: expected at least one of ret, errno, walk_end, regions'],
-    ['ok on a scan', withStep('pagemap_scan:\n    expect: { ok: true }'), 'x.yaml:4:15: pagemap_scan.expect.ok: unknown key; valid keys for a pagemap_scan expect: ret, errno, walk_end, regions'],
-    ['ret on another op', withStep('uffd_close:\n    expect: { ret: 0 }'), 'x.yaml:4:15: uffd_close.expect.ret: unknown key; valid keys for expect: errno, ok, userfault'],
+    ['ok on a scan', withStep('pagemap_scan:\n    expect: { ok: true }'), 'x.yaml:4:15: pagemap_scan.expect.ok: unknown key; valid keys for a pagemap_scan expect: ret, errno, walk_end, regions, hang'],
+    ['ret on another op', withStep('uffd_close:\n    expect: { ret: 0 }'), 'x.yaml:4:15: uffd_close.expect.ret: unknown key; valid keys for expect: errno, ok, userfault, hang'],
     ['ok: false', withStep('uffd_close:\n    expect: { ok: false }'), 'x.yaml:4:19: uffd_close.expect.ok: expected true (to expect a failure, write errno: NAME), got false'],
     ['ok and errno', withStep('uffd_close:\n    expect: { ok: true, errno: EINVAL }'), 'x.yaml:4:13: uffd_close.expect: expected either errno: NAME or ok: true'],
     ['ret -2', withStep('pagemap_scan:\n    expect: { ret: -2 }'), `x.yaml:4:20: pagemap_scan.expect.ret: expected -1 or a u64 (an integer 0..2^64-1, decimal or "0x..." hex), got -2`],

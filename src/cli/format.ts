@@ -17,6 +17,7 @@ import {
 } from '../uapi';
 import type { Op, Program, StepResult } from '../scenario/program';
 import { hex } from '../scenario/json';
+import { HANG_TEXT } from '../mm/hang';
 
 /** NAME+Np for an address inside (or at the end of) a named mapping, else hex. */
 export function symbolic(addr: bigint, names: Map<string, bigint>): string {
@@ -100,6 +101,16 @@ export function regionTable(r: StepResult, program: Program, c: Chalk): string[]
   const line = (cells: string[]) =>
     cells.map((cell, i) => (i === 2 ? cell.padStart(widths[i]) : i === cells.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ');
   return [c.dim(line(head)), ...rows.map((row) => line(row))];
+}
+
+/** A step the kernel never returns from: `hang: the kernel takes the same fault again for ever at m (0x...) (fault-loop)`. */
+export function hangText(h: NonNullable<StepResult['hang']>, names: Map<string, bigint>): string {
+  let at = '';
+  if (h.address !== undefined) {
+    const sym = symbolic(h.address, names);
+    at = sym === hex(h.address) ? ` at ${sym}` : ` at ${sym} (${hex(h.address)})`;
+  }
+  return `hang: ${HANG_TEXT[h.why]}${at} (${h.why})`;
 }
 
 /** A step that blocked on userfaultfd: `blocked: userfaultfd PAGEFAULT at m+3p (0x...) flags WRITE|WP`. */

@@ -44,7 +44,7 @@ async function recordOne(program: Program, io: Io): Promise<void> {
 
 /**
  * Replace the expect block of every step that ran: scans get ret/errno/walk_end/regions; a step
- * that blocked on userfaultfd gets `userfault: {address, flags}`.
+ * that blocked on userfaultfd gets `userfault: {address, flags}`; one that never returned, `hang: {why, address}`.
  */
 function writeExpectations(doc: Document, program: Program, results: StepResult[]): void {
   const steps = doc.get('steps');
@@ -69,6 +69,8 @@ function writeExpectations(doc: Document, program: Program, results: StepResult[
 function expectationFor(r: StepResult, program: Program): Record<string, unknown> | undefined {
   // A step that blocked in handle_userfault(): the message the kernel queued for the reader.
   if (r.userfault) return { userfault: { address: symbolic(r.userfault.address, program.names), flags: [...r.userfault.flags] } };
+  // A step the kernel never returns from: what it does for ever (and the byte, for a touch).
+  if (r.hang) return { hang: { why: r.hang.why, ...(r.hang.address !== undefined && { address: symbolic(r.hang.address, program.names) }) } };
   if (r.op !== 'pagemap_scan') return r.errno ? { errno: r.errno } : undefined;
   const out: Record<string, unknown> = {};
   if (r.errno) out.errno = r.errno;

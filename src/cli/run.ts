@@ -7,7 +7,7 @@ import { checkExpectation } from '../scenario/expect';
 import { hex, scenarioToJson } from '../scenario/json';
 import type { Program, StepResult } from '../scenario/program';
 import { simulate, type SimulationResult } from '../simulate';
-import { describeOp, describeScan, regionTable, symbolic, userfaultText } from './format';
+import { describeOp, describeScan, hangText, regionTable, symbolic, userfaultText } from './format';
 import type { Io } from './io';
 import { withKernel } from './kernel-option';
 
@@ -30,13 +30,16 @@ export function runCommand(files: string[], opts: RunOptions, io: Io, c: Chalk):
 }
 
 /**
- * A step that blocks on userfaultfd is a kernel result. Like an errno, it is planned when the
- * step's `expect` says so (`userfault:`): then the scenario ran as written and `run` exits 0;
- * otherwise it stopped the scenario unplanned, as a failing step without may_fail does (exit 2).
+ * A step that blocks on userfaultfd, or that the kernel never returns from (a hang), is a kernel
+ * result. Like an errno, it is planned when the step's `expect` says so (`userfault:`, `hang:`):
+ * then the scenario ran as written and `run` exits 0; otherwise it stopped the scenario
+ * unplanned, as a failing step without may_fail does (exit 2).
  */
 export function expectedBlock(program: Program, sim: SimulationResult): boolean {
-  if (!sim.stopped?.userfault) return false;
-  return program.steps.find((s) => s.index === sim.stopped!.step)?.expect?.userfault !== undefined;
+  const expect = program.steps.find((s) => s.index === sim.stopped?.step)?.expect;
+  if (sim.stopped?.userfault) return expect?.userfault !== undefined;
+  if (sim.stopped?.hang) return expect?.hang !== undefined;
+  return false;
 }
 
 function printScenario(program: Program, sim: SimulationResult, io: Io, c: Chalk): void {
@@ -63,12 +66,17 @@ function printStep(program: Program, index: number, r: StepResult, io: Io, c: Ch
   const step = program.steps.find((s) => s.index === index)!;
   const num = String(index).padStart(3);
   if (step.op.op !== 'pagemap_scan') {
-    const status = r.userfault ? c.yellow('blocked') : r.errno ? c.yellow(r.errno) : c.green('ok');
+    const status = r.userfault ? c.yellow('blocked') : r.hang ? c.yellow('hangs') : r.errno ? c.yellow(r.errno) : c.green('ok');
     io.out(`${num} ${step.op.op.padEnd(17)} ${status}  ${c.dim(describeOp(step.op, program.names))}`);
     if (r.userfault) io.out(`      ${userfaultText(r.userfault, program.names)} (waits for a userfaultfd reader; the scenario has none)`);
+    if (r.hang) io.out(`      ${hangText(r.hang, program.names)}; the thread never returns`);
     return;
   }
   io.out(`${num} ${c.cyan('pagemap_scan')}      ${describeScan(step.op.arg, program.names)}`);
+  if (r.hang) {
+    io.out(`      ${c.yellow(hangText(r.hang, program.names))}; the thread never returns`);
+    return;
+  }
   const walkEnd = r.walk_end == null ? 'not written' : `${hex(r.walk_end)} (${symbolic(r.walk_end, program.names)})`;
   const ret = r.errno ? c.yellow(`-1 ${r.errno}`) : String(r.ret);
   io.out(`      = ${ret}, walk_end ${walkEnd}`);

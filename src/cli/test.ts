@@ -53,8 +53,9 @@ export function testScenario(file: string, kernel?: string): TestCase[] {
       continue;
     }
     const result = results.get(step.index);
-    // A block on userfaultfd is the step's result: its expect block judges it (expect.userfault).
-    const error = (stoppedHere && !sim.stopped!.userfault) || !result ? sim.stopped?.message : undefined;
+    // A block on userfaultfd, or a hang, is the step's result: its expect block judges it
+    // (expect.userfault, expect.hang).
+    const error = (stoppedHere && !sim.stopped!.userfault && !sim.stopped!.hang) || !result ? sim.stopped?.message : undefined;
     cases.push({ name, mismatches: checkExpectation(step, step.expect, result), error });
   }
   if (sim.stopped && sim.stopped.step === 0) cases.push({ name: `${file}`, mismatches: [], error: sim.stopped.message });

@@ -10,7 +10,7 @@ import { categoryNames } from '../uapi';
 import { summarize, verifyProgram, type StepVerdict, type Verification } from '../verify';
 import { scenarioFiles } from './files';
 import { withSetup, type SetupOptions } from './setup-options';
-import { symbolic, userfaultText } from './format';
+import { hangText, symbolic, userfaultText } from './format';
 import type { Io } from './io';
 
 export interface VerifyOptions extends SetupOptions {
@@ -93,6 +93,7 @@ function printVerdict(s: StepVerdict, program: Program, io: Io, c: Chalk): void 
 
 function summary(r: StepResult, program: Program): string {
   if (r.userfault) return userfaultText(r.userfault, program.names);
+  if (r.hang) return hangText(r.hang, program.names);
   const parts = [r.errno ? `-1 ${r.errno}` : `ret ${r.ret}`];
   if (r.op === 'pagemap_scan') {
     parts.push(`walk_end ${r.walk_end == null ? 'not written' : symbolic(r.walk_end, program.names)}`);

@@ -20,9 +20,14 @@
 // From the harness (stdout), one JSON object per line: first {"harness":{...}}, then one line per
 // step that ran, then {"end":...}. See the header comment of replay.c. A step that blocked on
 // userfaultfd is a result: {"step":N,...,"ret":-1,"errno":null,"userfault":{"address":"0x..",
-// "flags":["WRITE","WP"]}}, then {"end":"stopped","step":N,"reason":"userfault"}.
+// "flags":["WRITE","WP"]}}, then {"end":"stopped","step":N,"reason":"userfault"}. A step the kernel
+// loops in for ever (a livelock the harness recognised) is a result too: {"step":N,...,"ret":-1,
+// "errno":null,"hang":{"why":"fault-loop","address":"0x..","evidence":"..."}} (address for a touch
+// only), then {"end":"stopped","step":N,"reason":"livelock"}. A "hang" that is a string
+// ("blocked" | "busy") is a step the harness gave up on: not reproducible.
 
 import { ERRNO, type ErrnoName } from '../uapi';
+import { HANG_WHYS, type HangWhy } from '../mm/hang';
 import { ADVICES, MEMORY_KINDS, type OpName, type Step, type StepResult } from '../scenario/program';
 
 const hex = (v: bigint | number): string => '0x' + BigInt(v).toString(16);
@@ -125,8 +130,12 @@ export interface HarnessInfo {
   maps: HarnessMapping[];
 }
 
-/** Why a run stopped; `userfault`: a step blocked in handle_userfault() (a result, see StepResult). */
-export type StopReason = 'failed' | 'hang' | 'unsupported' | 'crash' | 'timeout' | 'userfault';
+/**
+ * Why a run stopped; `userfault`: a step blocked in handle_userfault(); `livelock`: the kernel
+ * loops for ever in a step (both results, see StepResult). `hang`: a step stuck for a reason the
+ * harness could not tell (not reproducible).
+ */
+export type StopReason = 'failed' | 'hang' | 'unsupported' | 'crash' | 'timeout' | 'userfault' | 'livelock';
 
 /** A step whose effect on the real kernel could not be observed. */
 export interface Unreproduced {
@@ -174,8 +183,11 @@ interface RawStep {
   errno: string | null;
   walk_end?: string | null;
   regions?: { start: string; end: string; categories: number }[];
-  /** "blocked": no CPU used for timeout_ms; "busy": running for timeout_ms in all. */
-  hang?: 'blocked' | 'busy';
+  /**
+   * "blocked": no CPU used for timeout_ms; "busy": running for timeout_ms in all (not
+   * reproducible). An object: a loop the harness recognised, the step's result (see the top).
+   */
+  hang?: 'blocked' | 'busy' | { why: string; address?: string; evidence?: string };
   timeout_ms?: number;
   unsupported?: string;
   fault_addr?: string;
@@ -267,7 +279,7 @@ export function parseReplayOutput(stdout: string, steps: readonly Step[], termin
     const step = byIndex.get(s.step);
     if (!step) throw new Error(`kernel harness: result for unknown step ${s.step}`);
     done.add(s.step);
-    if (s.hang) {
+    if (s.hang && typeof s.hang !== 'object') {
       run.unreproduced.push({
         step: s.step,
         op: s.op,
@@ -295,6 +307,7 @@ export function parseReplayOutput(stdout: string, steps: readonly Step[], termin
       errno: s.errno as ErrnoName | null,
     };
     if (s.userfault) result.userfault = parseUserfault(s.step, s.userfault);
+    if (typeof s.hang === 'object') result.hang = parseHang(s.step, s.hang);
     if (s.op === 'pagemap_scan') {
       result.walk_end = s.walk_end == null ? null : BigInt(s.walk_end);
       result.regions = (s.regions ?? []).map((r) => ({
@@ -347,6 +360,11 @@ function parseUserfault(step: number, u: { address: string; flags: string[] }): 
     return f as (typeof PAGEFAULT_FLAGS)[number];
   });
   return { address: BigInt(u.address), flags };
+}
+
+function parseHang(step: number, h: { why: string; address?: string }): NonNullable<StepResult['hang']> {
+  if (!(HANG_WHYS as readonly string[]).includes(h.why)) throw new Error(`kernel harness: step ${step}: unknown hang ${h.why}`);
+  return { why: h.why as HangWhy, ...(h.address !== undefined && { address: BigInt(h.address) }) };
 }
 
 /** The harness mappings that intersect [start, end). */

@@ -17,7 +17,8 @@
  *     step {step, op, ret, errno} and for scans {walk_end, regions: [{start, end, categories:
  *     [names in bit order]}]}, plus "stopped": {step, message} when the scenario stopped early.
  *     A step that blocked on userfaultfd is printed with "userfault": {address, flags} (as below)
- *     and the document ends with "stopped" (exit status 2, as for any step that stops it).
+ *     and the document ends with "stopped" (exit status 2, as for any step that stops it); a step
+ *     the kernel loops in for ever, with "hang": {why, address} (address for a read or write).
  *
  * Line protocol (OUTPUT_LINES), one JSON object per line:
  *   {"harness":{...}}                        first line: kernel probes and the harness's own mappings
@@ -30,7 +31,12 @@
  *        the step blocked in handle_userfault(): the UFFD_EVENT_PAGEFAULT message it queued
  *        (arg.pagefault.address; flags by name, UFFD_PAGEFAULT_FLAG_WRITE/WP/MINOR, in bit order),
  *        read by the userfaultfd watchdog thread (see "the userfaultfd watchdog" below)
- *   {"end":"complete"} | {"end":"stopped","step":N,"reason":"failed|hang|unsupported|userfault"}
+ *   {"step":N,"op":"write","ret":-1,"errno":null,"hang":{"why":"fault-loop","address":"0x..","evidence":"..."}}
+ *        the kernel loops in the step for ever, recognised by the watchdog thread (see "loops the
+ *        kernel never leaves" below): "fault-loop" (the same fault taken again and again; address:
+ *        the byte a read or write touches, absent for MADV_POPULATE_*) or "restart-loop" (a
+ *        madvise that spins without returning and without faults); evidence: what was measured
+ *   {"end":"complete"} | {"end":"stopped","step":N,"reason":"failed|hang|unsupported|userfault|livelock"}
  *
  * C11, libc (POSIX threads: glibc 2.34 or later needs no -pthread) and Linux uapi headers only. The system headers may predate PAGEMAP_SCAN and the newer
  * userfaultfd features, so those are defined here when missing.
@@ -105,6 +111,12 @@ struct pm_scan_arg {
 #endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MADV_COLD
+#define MADV_COLD 20
+#endif
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
 #endif
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
@@ -422,8 +434,9 @@ static void end_step(void)
  * when /proc/self/fdinfo says a fault is pending: reading a non-cooperative event (EVENT_REMOVE,
  * EVENT_UNMAP, ...) would complete it and let the step go on, which the scenario did not do.
  * Between steps the thread holds no reference to the uffd, so closing it still releases it at
- * once. The thread is created at the first uffd_open, on a static stack (no new mapping), with
- * every signal blocked; the uffd is opened without UFFD_USER_MODE_ONLY, as it always was. */
+ * once. The thread also looks for loops (below), so it is created by harness_init(), before the
+ * harness's own mappings are recorded, on a static stack (no new mapping), with every signal
+ * blocked; the uffd is opened without UFFD_USER_MODE_ONLY, as it always was. */
 
 static int watch_wake_fd = -1;	/* eventfd: ends a watch */
 static bool watch_started;	/* the thread exists */
@@ -436,6 +449,11 @@ static int watch_fd = -1;
 static unsigned watch_step;
 static const char *watch_op;
 static bool watch_polling;
+/* Under watch_lock: a step is being watched (for loops, and its uffd when watch_fd >= 0), of
+ * which kind, over how many pages (a madvise). */
+static bool watch_active;
+static enum watch_kind { WATCH_TOUCH, WATCH_MADVISE, WATCH_POPULATE, WATCH_OTHER } watch_kind;
+static uint64_t watch_pages;
 static char watch_stack[1 << 18] __attribute__((aligned(4096)));
 
 /* Faults queued on uffd and not yet read ("pending:" of /proc/self/fdinfo/FD), or -1. */
@@ -513,23 +531,192 @@ _Noreturn static void report_userfault(unsigned step, const char *op, const stru
 	_exit(output_mode == OUTPUT_CONTRACT ? 2 : 0);
 }
 
+/* ---- loops the kernel never leaves ----------------------------------------------------------
+ *
+ * Some steps never return because the kernel loops: a fault it "handles" without resolving it is
+ * taken again at once, for ever (a write to a hugetlb page whose uffd-wp bit outlived the VMA's
+ * WP registration), or a system call redoes its work for ever (MADV_GUARD_INSTALL over uffd-wp
+ * markers in a file VMA). That is the step's result. The SIGALRM watchdog cannot see the second
+ * (the thread never returns to user space, where handlers run) and sees the first only as "busy"
+ * after step_limit_ms; the watchdog thread samples the main thread every WATCH_TICK_MS while a
+ * read, write or madvise runs instead, and recognises them quickly from what only a loop does:
+ *   - fault-loop, read/write: one byte is being touched (the touch counter did not move) for
+ *     FAULT_LOOP_MS while the thread completed FAULT_LOOP_FAULTS faults (minflt + majflt of
+ *     /proc/self/task/TID/stat; a fault is counted when handle_mm_fault() returns without
+ *     VM_FAULT_RETRY or an error). One access needs one or two faults, however slow they are (a
+ *     1 GiB hugetlb page takes long to clear, but is one fault);
+ *   - fault-loop, MADV_POPULATE_*: more faults than 2 per page of the range plus
+ *     FAULT_LOOP_FAULTS (GUP faults every page at most once or twice), after FAULT_LOOP_MS;
+ *   - restart-loop, any other madvise that neither allocates nor does I/O: still inside the call
+ *     after RESTART_LOOP_MS plus RESTART_LOOP_MS_PER_GIB per GiB of its range, busy at least a
+ *     quarter of that time (it is not waiting), with no fault completed. Such a call walks its
+ *     range once, at a few tens of ms per GiB.
+ * Anything else stuck is left to the SIGALRM watchdog and reported as before ("blocked"/"busy",
+ * not reproducible). */
+
+#define WATCH_TICK_MS 100
+#define FAULT_LOOP_MS 1000
+#define FAULT_LOOP_FAULTS 1000
+#define RESTART_LOOP_MS 2000
+#define RESTART_LOOP_MS_PER_GIB 2000
+
+static pid_t main_tid;			/* the thread that runs the steps */
+static clockid_t main_cpu_clock;	/* its CPU-time clock */
+static bool main_cpu_clock_ok;
+/* The touch in progress (do_touch()): the byte, and how many touches have started. */
+static _Atomic uint64_t touch_addr;
+static _Atomic uint64_t touch_seq;
+
+/* What the watchdog thread samples: wall time, the main thread's CPU time and completed faults,
+ * the touch counter. */
+struct main_sample {
+	uint64_t ns, cpu_ns, faults, touches;
+};
+
+/* minflt + majflt of the main thread (/proc/self/task/TID/stat fields 10 and 12), or UINT64_MAX. */
+static uint64_t main_faults(void)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)main_tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return UINT64_MAX;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return UINT64_MAX;
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')'); /* after the command name, which may hold spaces */
+	if (!p)
+		return UINT64_MAX;
+	/* Fields from 3 (state) on; minflt is field 10, majflt field 12. */
+	uint64_t minflt = 0, majflt = 0;
+	unsigned field = 2;
+	for (p++; *p && field < 12;) {
+		while (*p == ' ')
+			p++;
+		field++;
+		char *end;
+		unsigned long long v = strtoull(p, &end, 10);
+		if (field == 10)
+			minflt = v;
+		if (field == 12)
+			majflt = v;
+		while (*p && *p != ' ')
+			p++;
+	}
+	return field == 12 ? minflt + majflt : UINT64_MAX;
+}
+
+static struct main_sample sample_main(void)
+{
+	struct main_sample s = { .ns = clock_ns(CLOCK_MONOTONIC), .faults = main_faults() };
+	struct timespec ts;
+	if (main_cpu_clock_ok && clock_gettime(main_cpu_clock, &ts) == 0)
+		s.cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	s.touches = atomic_load(&touch_seq);
+	return s;
+}
+
+/* Print the step's result (it never returns: the kernel loops), end the output and the process. */
+_Noreturn static void report_hang(unsigned step, const char *op, const char *why, bool has_address, uint64_t address,
+				  const char *evidence)
+{
+	if (atomic_flag_test_and_set(&end_reported))
+		for (;;)
+			pause(); /* on_alarm is reporting this step and ends the process */
+	char addr[48] = "", at[48] = "";
+	if (has_address) {
+		snprintf(addr, sizeof(addr), ",\"address\":\"0x%" PRIx64 "\"", address);
+		snprintf(at, sizeof(at), " at 0x%" PRIx64, address);
+	}
+	const char *what = !strcmp(why, "fault-loop") ? "the kernel takes the same fault again for ever"
+						       : "the kernel restarts the system call for ever";
+	static char out[1024], tail[1024];
+	size_t n, tail_len = 0;
+	if (output_mode == OUTPUT_CONTRACT) {
+		char message[512];
+		snprintf(message, sizeof(message), "%s never returns (%s%s): %s; nothing after it runs (%s)", op, why, at,
+			 what, evidence);
+		int k = snprintf(out, sizeof(out),
+				 "%s\n    {\"step\":%u,\"op\":\"%s\",\"ret\":-1,\"errno\":null,\"hang\":{\"why\":\"%s\"%s}}",
+				 steps_printed ? "," : "", step, op, why, addr);
+		n = k > 0 ? (size_t)k : 0;
+		tail_len = format_contract_end(tail, sizeof(tail), steps_printed + 1, step, message);
+	} else {
+		int k = snprintf(out, sizeof(out),
+				 "{\"step\":%u,\"op\":\"%s\",\"ret\":-1,\"errno\":null,"
+				 "\"hang\":{\"why\":\"%s\"%s,\"evidence\":\"%s\"}}\n"
+				 "{\"end\":\"stopped\",\"step\":%u,\"reason\":\"livelock\"}\n",
+				 step, op, why, addr, evidence, step);
+		n = k > 0 ? (size_t)k : 0;
+	}
+	write_all(out, n < sizeof(out) ? n : sizeof(out) - 1);
+	write_all(tail, tail_len);
+	_exit(output_mode == OUTPUT_CONTRACT ? 2 : 0);
+}
+
+/* One tick of the loop detector (see above): `start` is the sample at the start of the step,
+ * `*last` the one at the last touch progress. Reports (and does not return) on a loop. */
+static void check_loops(unsigned step, const char *op, enum watch_kind kind, uint64_t pages,
+			const struct main_sample *start, struct main_sample *last)
+{
+	struct main_sample now = sample_main();
+	if (now.faults == UINT64_MAX || start->faults == UINT64_MAX)
+		return;
+	char evidence[160];
+	if (kind == WATCH_TOUCH) {
+		if (now.touches != last->touches || now.faults < last->faults) {
+			*last = now; /* progress: a new byte */
+			return;
+		}
+		uint64_t ms = (now.ns - last->ns) / 1000000u, faults = now.faults - last->faults;
+		if (ms < FAULT_LOOP_MS || faults < FAULT_LOOP_FAULTS)
+			return;
+		snprintf(evidence, sizeof(evidence), "%" PRIu64 " faults in %" PRIu64 " ms on one byte", faults, ms);
+		report_hang(step, op, "fault-loop", true, atomic_load(&touch_addr), evidence);
+	}
+	uint64_t ms = (now.ns - start->ns) / 1000000u;
+	uint64_t faults = now.faults >= start->faults ? now.faults - start->faults : 0;
+	if (kind == WATCH_POPULATE) {
+		if (ms < FAULT_LOOP_MS || faults <= 2 * pages + FAULT_LOOP_FAULTS)
+			return;
+		snprintf(evidence, sizeof(evidence), "%" PRIu64 " faults in %" PRIu64 " ms over %" PRIu64 " pages", faults, ms,
+			 pages);
+		report_hang(step, op, "fault-loop", false, 0, evidence);
+	}
+	if (kind == WATCH_MADVISE) {
+		uint64_t gib = pages >> 18; /* whole GiB of the range */
+		uint64_t cpu_ms = main_cpu_clock_ok ? (now.cpu_ns - start->cpu_ns) / 1000000u : 0;
+		if (ms < RESTART_LOOP_MS + RESTART_LOOP_MS_PER_GIB * gib || faults != 0 || cpu_ms * 4 < ms)
+			return;
+		snprintf(evidence, sizeof(evidence), "in the call for %" PRIu64 " ms, %" PRIu64 " ms of CPU, no fault", ms, cpu_ms);
+		report_hang(step, op, "restart-loop", false, 0, evidence);
+	}
+}
+
 static void *uffd_watchdog(void *arg)
 {
 	(void)arg;
 	for (;;) {
 		pthread_mutex_lock(&watch_lock);
-		while (watch_fd < 0)
+		while (!watch_active)
 			pthread_cond_wait(&watch_cond, &watch_lock);
 		struct pollfd p[2] = { { .fd = watch_fd, .events = POLLIN }, { .fd = watch_wake_fd, .events = POLLIN } };
 		unsigned step = watch_step;
 		const char *op = watch_op;
+		enum watch_kind kind = watch_kind;
+		uint64_t pages = watch_pages;
 		watch_polling = true;
 		pthread_mutex_unlock(&watch_lock);
 
+		struct main_sample start = sample_main(), last = start;
 		for (;;) {
-			int n = poll(p, 2, -1);
+			int n = poll(p, 2, kind == WATCH_OTHER ? -1 : WATCH_TICK_MS);
 			if (n < 0 && errno != EINTR)
 				break;
+			if (n == 0)
+				check_loops(step, op, kind, pages, &start, &last);
 			if (n <= 0)
 				continue;
 			if (p[1].revents)
@@ -559,8 +746,8 @@ static void *uffd_watchdog(void *arg)
 	return NULL;
 }
 
-/* Start the watchdog thread (once; after the first uffd_open). On failure there is none, and a
- * blocked step is reported as a hang, as before. */
+/* Start the watchdog thread (once, from harness_init()). On failure there is none, and a blocked
+ * or looping step is reported as a hang, as before. */
 static void uffd_watch_start(void)
 {
 	if (watch_started)
@@ -585,15 +772,19 @@ static void uffd_watch_start(void)
 	}
 }
 
-/* A read, write or madvise step is about to run: watch the uffd, if one is open. */
-static void uffd_watch_begin(unsigned step, const char *op)
+/* A read, write or madvise step is about to run: watch the uffd, if one is open, and the main
+ * thread for loops (see "loops the kernel never leaves"); `pages`: a madvise's range. */
+static void uffd_watch_begin(unsigned step, const char *op, enum watch_kind kind, uint64_t pages)
 {
-	if (!watch_started || uffd < 0)
+	if (!watch_started)
 		return;
 	pthread_mutex_lock(&watch_lock);
 	watch_fd = uffd;
 	watch_step = step;
 	watch_op = op;
+	watch_kind = kind;
+	watch_pages = pages;
+	watch_active = true;
 	pthread_cond_broadcast(&watch_cond);
 	pthread_mutex_unlock(&watch_lock);
 	watch_on = true;
@@ -607,6 +798,7 @@ static void uffd_watch_end(void)
 	watch_on = false;
 	pthread_mutex_lock(&watch_lock);
 	watch_fd = -1;
+	watch_active = false;
 	if (watch_polling) {
 		uint64_t one = 1;
 		ssize_t w = write(watch_wake_fd, &one, sizeof(one));
@@ -764,6 +956,11 @@ static void harness_init(unsigned timeout_ms, unsigned limit_ms)
 	uint64_t uffd_features = 0;
 	int uffd_err = probe_userfaultfd(&uffd_features);
 
+	/* The watchdog thread (userfaultfd messages, loops) samples this thread while steps run. */
+	main_tid = (pid_t)syscall(SYS_gettid);
+	main_cpu_clock_ok = pthread_getcpuclockid(pthread_self(), &main_cpu_clock) == 0;
+	uffd_watch_start();
+
 	read_own_maps();
 
 	struct utsname u;
@@ -901,7 +1098,13 @@ bool do_madvise(unsigned step, bool may_fail, uint64_t addr, uint64_t size, int 
 {
 	begin_step(step, "madvise");
 	GUARD_RANGE(step, "madvise", addr, size);
-	uffd_watch_begin(step, "madvise");
+	enum watch_kind kind = WATCH_OTHER;
+	if (advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE)
+		kind = WATCH_POPULATE;
+	else if (advice != MADV_COLLAPSE && advice != MADV_PAGEOUT && advice != MADV_COLD && advice != MADV_WILLNEED &&
+		 advice != MADV_REMOVE)
+		kind = WATCH_MADVISE; /* no allocation, no I/O: one walk of the range */
+	uffd_watch_begin(step, "madvise", kind, (size + PAGE_SIZE - 1) / PAGE_SIZE);
 	int ret = madvise(ptr(addr), size, advice);
 	return finish(step, "madvise", may_fail, ret, errno);
 }
@@ -914,6 +1117,8 @@ static int touch_one(uint64_t addr, bool write)
 		return fault_signal;
 	}
 	in_touch = 1;
+	atomic_store_explicit(&touch_addr, addr, memory_order_relaxed);
+	atomic_fetch_add_explicit(&touch_seq, 1, memory_order_relaxed);
 	volatile uint8_t *p = ptr(addr);
 	if (write)
 		*p = 0x5a;
@@ -933,7 +1138,7 @@ bool do_touch(unsigned step, bool may_fail, bool write, uint64_t addr, uint64_t 
 	GUARD_RANGE(step, op, addr, size);
 	if (stride == 0)
 		return finish(step, op, may_fail, -1, EINVAL);
-	uffd_watch_begin(step, op);
+	uffd_watch_begin(step, op, WATCH_TOUCH, 0);
 
 	uint64_t faults = 0, first_fault = 0;
 	int first_signal = 0;
@@ -986,7 +1191,6 @@ bool do_uffd_open(unsigned step, bool may_fail, uint64_t features)
 		return finish(step, "uffd_open", may_fail, -1, err);
 	}
 	uffd = fd;
-	uffd_watch_start();
 	return finish(step, "uffd_open", may_fail, 0, 0);
 }
 

@@ -7,6 +7,7 @@ import { HUGE_LEAF, HUGE_MARKER_UFFD_WP, PTE_FILE, PTE_UFFD_WP, TABLE, isHugeLea
 import { handleUserfault, userfaultfdWpAsync, userfaultfdWpUseMarkers, type UffdCtx } from './userfaultfd';
 import { hugePageSize, userfaultfdWp, type Vma } from './vma';
 import { UFFD_REGISTER_MODES } from '../uapi';
+import { KernelHang } from './hang';
 
 /** The level holding a hugetlb VMA's entries, and the level whose TABLE makes them exist. */
 export function hugetlbLevels(mm: MmStruct, vma: Vma): { entries: Level; tables: Level; size: number } {
@@ -32,6 +33,13 @@ const presentEntry = (vma: Vma): number => HUGE_LEAF | (vma.kind === 'hugetlb-sh
 /**
  * hugetlb_fault() on the page of addr: none (or a hole) allocates a page, even for a read; a
  * uffd-wp marker gives the page with the bit; a write resolves the bit in async mode.
+ *
+ * hugetlb_no_page() keeps a marker's uffd-wp bit whatever the VMA's registration is now ("if this
+ * pte was previously wr-protected, keep it wr-protected even if populated"), and hugetlb_fault()
+ * resolves the bit only while userfaultfd_wp(vma). A write to a page with the bit in a VMA no
+ * longer uffd-wp (re-registered MISSING or MINOR only, or its uffd closed after that) reaches
+ * hugetlb_wp(), which returns 0 at once for a uffd-wp pte ("never handle CoW for uffd-wp protected
+ * pages"): the fault "succeeds", the pte stays read-only, and the access faults again for ever.
  */
 export function hugetlbFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, addr: number, write: boolean): void {
   const { entries, size } = hugetlbLevels(mm, vma);
@@ -39,9 +47,17 @@ export function hugetlbFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, addr: 
   let entry = hugetlbTableExists(mm, vma, slot) ? entries.get(slot) : undefined;
   if (entry === undefined || entry === HUGE_MARKER_UFFD_WP) {
     if (vma.uffd & UFFD_REGISTER_MODES.MISSING) handleUserfault(ctx, 'MISSING');
-    entry = presentEntry(vma) | (entry === HUGE_MARKER_UFFD_WP && userfaultfdWp(vma) ? PTE_UFFD_WP : 0);
+    entry = presentEntry(vma) | (entry === HUGE_MARKER_UFFD_WP ? PTE_UFFD_WP : 0);
   }
-  if (write && entry & PTE_UFFD_WP && userfaultfdWp(vma)) {
+  if (write && entry & PTE_UFFD_WP) {
+    if (!userfaultfdWp(vma)) {
+      hugetlbAllocTables(mm, vma, slot, slot + size);
+      entries.set(slot, slot + size, entry); // hugetlb_no_page() mapped it before hugetlb_wp()
+      throw new KernelHang(
+        'fault-loop',
+        'hugetlb_wp() never handles CoW for a uffd-wp pte, and hugetlb_fault() resolves the bit only while the VMA is uffd-wp: the write faults again for ever',
+      );
+    }
     if (!userfaultfdWpAsync(vma, ctx)) handleUserfault(ctx, 'WP');
     entry &= ~PTE_UFFD_WP;
   }

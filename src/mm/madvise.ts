@@ -4,6 +4,7 @@
 import { PMD_SIZE, PROT_READ, PROT_WRITE, type ErrnoName } from '../uapi';
 import type { Advice } from '../scenario/program';
 import { NotModelled } from '../errors';
+import { KernelHang } from './hang';
 import type { MmStruct } from './mm';
 import {
   PTE_FILE,
@@ -199,10 +200,15 @@ function swapOut(pte: Pte): Pte {
 /** MADV_GUARD_INSTALL: zap what is mapped, then a guard marker in every slot. */
 function madviseGuardInstall(mm: MmStruct, r: VmaRange): ErrnoName | null {
   if (!guardAllowed(mm, r.vma)) return 'EINVAL';
-  // In a file VMA the zap keeps uffd-wp markers, so installation never finds the range empty.
+  // In a file VMA the zap keeps uffd-wp markers (and leaves one for every write-protected page of
+  // a uffd-wp VMA), so madvise_guard_install()'s walk never finds the range installable: it zaps
+  // and walks again, for ever (only SIGKILL ends it).
   const markers = [...mm.pte.map.runs(mm.pte.index(r.start), mm.pte.index(r.end))].some((run) => isUffdWpMarker(run.value));
   if (r.vma.mapping && (markers || (userfaultfdWp(r.vma) && anyWriteProtected(mm, r)))) {
-    throw new NotModelled('MADV_GUARD_INSTALL here never returns: the kernel retries forever over uffd-wp markers');
+    throw new KernelHang(
+      'restart-loop',
+      'madvise_guard_install() zaps the range and walks it again for ever: the zap of a file VMA keeps uffd-wp markers, which block the guard markers',
+    );
   }
   if (vmaIsAnonymous(r.vma)) mm.anonVmaPrepare(r.vma);
   zapRange(mm, r.vma, r.start, r.end);

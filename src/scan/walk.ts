@@ -19,7 +19,7 @@ import type { ScanArgs } from './args';
 import { hugetlbCategory, isInterestingPage, isInterestingVma, pageCategory, thpCategory } from './categories';
 import { hugetlbChangeProtection, hugetlbLevels, hugetlbTableExists } from '../mm/hugetlb';
 import type { ScanOutput, WalkResult } from './output';
-import { NotModelled } from '../errors';
+import { KernelHang } from '../mm/hang';
 
 
 export class PagemapScanWalk {
@@ -165,7 +165,12 @@ export class PagemapScanWalk {
   /** The hole path's write-protect of a hugetlb slot: allocate its table, install a marker. */
   private hugetlbHoleWriteProtect(vma: Vma, start: number, end: number): void {
     if (!this.profile.hugetlbHoleWp) {
-      throw new NotModelled('this kernel (before the B4 back-port) hangs the calling thread here: WP_MATCHING over a hugetlb hole');
+      // Before B4: uffd_wp_range() -> hugetlb_change_protection() takes hugetlb_vma_lock_write()
+      // while walk_hugetlb_range() holds the same lock for read: an unkillable self-deadlock.
+      throw new KernelHang(
+        'deadlock',
+        'pagemap_scan_pte_hole() write-protects a hugetlb hole with uffd_wp_range(), whose hugetlb_change_protection() waits for the hugetlb VMA lock the walk holds (fixed by the B4 back-port)',
+      );
     }
     const { size } = hugetlbLevels(this.mm, vma);
     const slot = Math.floor(start / size) * size;

@@ -6,7 +6,7 @@ import { hex } from './json';
 
 /** One field that did not hold: what was expected and what came back, both printable. */
 export interface Mismatch {
-  field: 'ret' | 'errno' | 'walk_end' | 'regions' | 'ok' | 'reached' | 'userfault';
+  field: 'ret' | 'errno' | 'walk_end' | 'regions' | 'ok' | 'reached' | 'userfault' | 'hang';
   expected: string;
   got: string;
 }
@@ -20,10 +20,22 @@ const showUserfault = (u: { address: bigint; flags?: readonly string[] } | undef
     ? 'the step returns'
     : `blocks on userfaultfd: PAGEFAULT address ${hex(u.address)}` + (u.flags ? ` flags ${u.flags.join('|') || '0'}` : '');
 
+const showHang = (h: { why: string; address?: bigint } | undefined): string =>
+  h === undefined ? 'the step returns' : `never returns: ${h.why}` + (h.address !== undefined ? ` at ${hex(h.address)}` : '');
+
 /** The fields of `expect` that `result` fails; empty when it holds. result undefined: not reached. */
 export function checkExpectation(step: Step, expect: Expectation, result: StepResult | undefined): Mismatch[] {
   if (!result) return [{ field: 'reached', expected: `step ${step.index} to run`, got: 'the scenario stopped before it' }];
   const out: Mismatch[] = [];
+  // A step the kernel never returns from holds only if the expectation says so, for that reason
+  // (and at that byte, when the expectation names one).
+  if (expect.hang !== undefined || result.hang !== undefined) {
+    const want = expect.hang;
+    const got = result.hang;
+    const holds = want !== undefined && got !== undefined && want.why === got.why && (want.address === undefined || want.address === got.address);
+    if (!holds) out.push({ field: 'hang', expected: showHang(want), got: showHang(got) });
+    if (got !== undefined) return out; // nothing else of a step that never returned is comparable
+  }
   // A step that blocked on userfaultfd holds only if the expectation says so, with that message.
   if (expect.userfault !== undefined || result.userfault !== undefined) {
     const want = expect.userfault;

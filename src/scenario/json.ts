@@ -21,6 +21,8 @@ export interface JsonStep {
   regions?: JsonRegion[];
   /** The step blocked in handle_userfault() with this UFFD_EVENT_PAGEFAULT message (ret -1, errno null). */
   userfault?: { address: string; flags: string[] };
+  /** The kernel never returns from the step (ret -1, errno null): why, and for a touch the byte. */
+  hang?: { why: string; address?: string };
 }
 
 export interface JsonScenario {
@@ -43,6 +45,7 @@ export function stepToJson(r: StepResult): JsonStep {
     out.regions = (r.regions ?? []).map((g) => ({ start: hex(g.start), end: hex(g.end), categories: categoryNames(g.categories) }));
   }
   if (r.userfault) out.userfault = { address: hex(r.userfault.address), flags: [...r.userfault.flags] };
+  if (r.hang) out.hang = { why: r.hang.why, ...(r.hang.address !== undefined && { address: hex(r.hang.address) }) };
   return out;
 }
 

@@ -3,6 +3,7 @@
 // kernel (src/kernel/). Nothing here refers back to YAML, except `where` for messages.
 
 import type { ErrnoName, PmScanArg } from '../uapi';
+import type { HangWhy } from '../mm/hang';
 
 export const MEMORY_KINDS = [
   'anon',
@@ -79,6 +80,8 @@ export interface Expectation {
   ok?: true;
   /** The step blocks on userfaultfd with this message (address; flags by name, in bit order, when given). */
   userfault?: { address: bigint; flags?: ('WRITE' | 'WP' | 'MINOR')[] };
+  /** The step never returns because the kernel loops (or deadlocks): why, and for a touch the byte (when given). */
+  hang?: { why: HangWhy; address?: bigint };
   where: Where;
 }
 
@@ -155,4 +158,11 @@ export interface StepResult {
    * (arg.pagefault.address, and flags by name: WRITE, WP, MINOR). ret is -1, errno null.
    */
   userfault?: { address: bigint; flags: ('WRITE' | 'WP' | 'MINOR')[] };
+  /**
+   * The step never returned because the kernel does something for ever: `fault-loop` (the fault
+   * is never resolved and is taken again), `restart-loop` (the system call redoes its work),
+   * `deadlock` (the thread sleeps on a lock it holds). `address`: for a read or write, the byte
+   * being touched. ret is -1, errno null; nothing after it runs.
+   */
+  hang?: { why: HangWhy; address?: bigint };
 }

@@ -160,6 +160,11 @@ function resolveExpect(e: RawExpect, at: Path, address: Addr, src: Source): Expe
       address: address(e.userfault.address, [...at, 'userfault', 'address']),
       ...(e.userfault.flags !== undefined && { flags: e.userfault.flags }),
     };
+  if ('hang' in e && e.hang !== undefined)
+    out.hang = {
+      why: e.hang.why,
+      ...(e.hang.address !== undefined && { address: address(e.hang.address, [...at, 'hang', 'address']) }),
+    };
   if ('ret' in e && e.ret !== undefined) out.ret = e.ret;
   if ('walk_end' in e && e.walk_end !== undefined)
     out.walk_end = e.walk_end === null ? null : address(e.walk_end, [...at, 'walk_end']);

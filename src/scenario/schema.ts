@@ -12,6 +12,7 @@ import {
   type ErrnoName,
 } from '../uapi';
 import { ADVICES, MEMORY_KINDS, type OpName } from './program';
+import { HANG_WHYS, type HangWhy } from '../mm/hang';
 import { knownKernels } from './profiles';
 import {
   ValueError,
@@ -192,6 +193,24 @@ function parseRegion(raw: unknown, pageSize: bigint): RawRegion {
   return { start, end, categories };
 }
 
+/**
+ * `expect.hang`: the step never returns because the kernel loops or deadlocks: `why` (fault-loop,
+ * restart-loop, deadlock) and, for a read or write, optionally the byte touched for ever.
+ */
+function hangExpectSchema(pageSize: bigint) {
+  return mapping(
+    {
+      why: value((r): HangWhy => {
+        if (typeof r !== 'string' || !(HANG_WHYS as readonly string[]).includes(r))
+          throw new ValueError(`expected one of ${HANG_WHYS.join(', ')}, got ${describe(r)}`);
+        return r as HangWhy;
+      }),
+      address: value((r) => parseAddress(r, pageSize)).optional(),
+    },
+    'hang',
+  );
+}
+
 /** `expect` of a pagemap_scan step. */
 export function scanExpectSchema(pageSize: bigint) {
   return mapping(
@@ -210,10 +229,14 @@ export function scanExpectSchema(pageSize: bigint) {
           }
         });
       }).optional(),
+      hang: hangExpectSchema(pageSize).optional(),
     },
     'a pagemap_scan expect',
   ).superRefine((e, ctx) => {
-    if (e.ret === undefined && e.errno === undefined && e.walk_end === undefined && e.regions === undefined)
+    if (e.hang !== undefined) {
+      if (e.ret !== undefined || e.errno !== undefined || e.walk_end !== undefined || e.regions !== undefined)
+        ctx.addIssue({ code: 'custom', message: 'hang (the step never returns) cannot be combined with ret, errno, walk_end or regions' });
+    } else if (e.ret === undefined && e.errno === undefined && e.walk_end === undefined && e.regions === undefined)
       ctx.addIssue({ code: 'custom', message: 'expected at least one of ret, errno, walk_end, regions' });
   });
 }
@@ -223,8 +246,9 @@ export const PAGEFAULT_FLAGS: BitNames = { what: 'pagefault flag', prefix: 'UFFD
 export type PagefaultFlagName = 'WRITE' | 'WP' | 'MINOR';
 
 /**
- * `expect` of any other step: `errno: NAME`, `ok: true`, or `userfault: {address, flags}` (the
- * step blocks in handle_userfault() with that UFFD_EVENT_PAGEFAULT message; flags optional).
+ * `expect` of any other step: `errno: NAME`, `ok: true`, `userfault: {address, flags}` (the
+ * step blocks in handle_userfault() with that UFFD_EVENT_PAGEFAULT message; flags optional), or
+ * `hang: {why, address}` (the kernel never returns from it; address optional).
  */
 export function stepExpectSchema(pageSize: bigint) {
   return mapping(
@@ -245,10 +269,17 @@ export function stepExpectSchema(pageSize: bigint) {
         },
         'userfault',
       ).optional(),
+      hang: hangExpectSchema(pageSize).optional(),
     },
     'expect',
   ).superRefine((e, ctx) => {
-    if (e.userfault !== undefined) {
+    if (e.userfault !== undefined && e.hang !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'expected either userfault (the step blocks) or hang (the kernel loops), not both' });
+    } else if (e.hang !== undefined) {
+      // A step that never returns returns nothing: no errno, and it is not ok.
+      if (e.errno !== undefined || e.ok !== undefined)
+        ctx.addIssue({ code: 'custom', message: 'hang (the step never returns) cannot be combined with errno or ok' });
+    } else if (e.userfault !== undefined) {
       // A step that blocks returns nothing: no errno, and it is not ok.
       if (e.errno !== undefined || e.ok !== undefined)
         ctx.addIssue({ code: 'custom', message: 'userfault (the step blocks) cannot be combined with errno or ok' });

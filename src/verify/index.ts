@@ -9,7 +9,7 @@ import { stepToJson } from '../scenario/json';
 import { simulate, type SimulationResult } from '../simulate';
 import { thpDivergence, unprobe, withThpProbes } from './thp-probes';
 
-export type Field = 'ret' | 'errno' | 'walk_end' | 'regions' | 'reached' | 'userfault';
+export type Field = 'ret' | 'errno' | 'walk_end' | 'regions' | 'reached' | 'userfault' | 'hang';
 
 export interface StepVerdict {
   step: number;
@@ -133,6 +133,8 @@ export function differences(k: StepResult | undefined, e: StepResult | undefined
   if (JSON.stringify(a.regions) !== JSON.stringify(b.regions)) out.push('regions');
   // A step that blocked in handle_userfault(): the queued message (address and flags).
   if (JSON.stringify(a.userfault) !== JSON.stringify(b.userfault)) out.push('userfault');
+  // A step the kernel never returns from: what it does for ever, and the byte a touch retries.
+  if (JSON.stringify(a.hang) !== JSON.stringify(b.hang)) out.push('hang');
   return out;
 }
 

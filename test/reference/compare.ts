@@ -58,7 +58,8 @@ export function compareRuns(program: Program, window: [bigint, bigint]): Compari
   const refNotModelled = ref.stopped?.reason === 'notmodelled' ? ref.stopped.step : undefined;
   // A step that blocks in handle_userfault() may have a result on the engine's side (ret -1 and
   // the userfault message) and has none on the reference's: the two agree if both block there.
-  const engineBlocked = (engine.stopped as { userfault?: boolean } | undefined)?.userfault === true ? engine.stopped!.step : undefined;
+  // (The reference says 'userfault' for a step the kernel never returns from, a hang, too.)
+  const engineBlocked = engine.stopped?.userfault === true || engine.stopped?.hang === true ? engine.stopped!.step : undefined;
   const bothBlocked = engineBlocked !== undefined && ref.stopped?.reason === 'userfault' && ref.stopped.step === engineBlocked ? engineBlocked : undefined;
   const limit = Math.min(engineNotModelled ?? Infinity, refNotModelled ?? Infinity, bothBlocked ?? Infinity);
   out.truncated = engineNotModelled !== undefined || refNotModelled !== undefined;

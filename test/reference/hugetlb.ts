@@ -111,7 +111,6 @@ export function hugetlbFault(mm: RefMm, ctx: UffdCtx | null, vma: Vma, slot: num
     }
     // A stale bit in a VMA no longer uffd-wp: hugetlb_wp() returns at once ("never handle CoW
     // for uffd-wp protected pages") and the store faults again, for ever.
-    mm.note('hugetlb-stale-wp-write');
     return 'userfault';
   }
   // hugetlb_wp(): shared, make it writable; private, the exclusive anonymous page is reused.

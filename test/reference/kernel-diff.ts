@@ -26,6 +26,8 @@ export async function compareWithKernel(program: Program): Promise<KernelCompari
   const refByStep = new Map(ref.results.map((r) => [r.step, r]));
   for (const k of kernel.results) {
     if (overlaps.has(k.step)) continue;
+    if (k.userfault || k.hang) continue; // the step never returned: compared as how both ended
+
     const r = refByStep.get(k.step);
     if (showResult(k) !== showResult(r)) {
       out.difference = `step ${k.step}:\n  kernel:    ${showResult(k)}\n  reference: ${showResult(r)}${r ? '' : ` (reference stopped: ${ref.stopped?.reason} ${ref.stopped?.message})`}`;
@@ -38,7 +40,7 @@ export async function compareWithKernel(program: Program): Promise<KernelCompari
   if (u && u.reason !== 'hang' && u.reason !== 'timeout') return out; // unsupported range: no verdict
   const kStop = kernel.stopped?.step;
   const rStop = ref.stopped?.step;
-  const kHang = u !== undefined;
+  const kHang = u !== undefined || kernel.stopped?.reason === 'userfault' || kernel.stopped?.reason === 'livelock';
   const rHang = ref.stopped?.reason === 'userfault';
   if (kStop !== rStop || kHang !== rHang) {
     out.difference = `stopped: kernel at ${kStop ?? 'the end'} (${kernel.stopped?.reason ?? ''}), reference at ${rStop ?? 'the end'} (${ref.stopped?.reason ?? ''} ${ref.stopped?.message ?? ''})`;

@@ -15,7 +15,9 @@
 // (register-subset-noop), VMA merging with VM_ACCOUNT and anon_vmas (vma-merge-account,
 // vma-merge-anon-vma), MADV_POPULATE_* errno (populate-einval), a stale uffd-wp bit on a writable
 // PTE (stale-wp-writable), UFFD_FEATURE_SIGBUS (uffd-sigbus), mmap's ENOMEM before EINVAL
-// (mmap-unaligned-top), clear_refs ERANGE.
+// (mmap-unaligned-top), clear_refs ERANGE, a write to a hugetlb page whose uffd-wp bit outlived the
+// VMA's WP registration (hugetlb-stale-wp-write: a fault loop, now a hang result recorded from the
+// kernel in scenarios/hang-hugetlb-stale-wp.yaml).
 
 export interface KnownBugEntry {
   scenarios: readonly string[];
@@ -23,16 +25,6 @@ export interface KnownBugEntry {
 }
 
 export const KNOWN_BUGS = {
-  // From the source only: the write loops for ever (the harness sees a hang, not this rule).
-  'hugetlb-stale-wp-write': {
-    scenarios: [],
-    what:
-      'a write to a hugetlb page that still carries a uffd-wp bit in a VMA no longer registered for WP ' +
-      '(re-registered MISSING or MINOR only) never completes: hugetlb_fault() resolves the bit only when ' +
-      'userfaultfd_wp(vma), and hugetlb_wp() returns at once for a uffd-wp pte ("never handle CoW for ' +
-      'uffd-wp protected pages"), so the store faults again for ever (the harness sees a hang); the ' +
-      'engine completes the write',
-  },
   'hugetlb-pool-accounting': {
     scenarios: ['hugetlb-pool-shared-file-keeps-pages.yaml', 'hugetlb-pool-punch-sigbus.yaml', 'hugetlb-pool-punch-keeps-unfaulted.yaml'],
     what:
