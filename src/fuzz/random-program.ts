@@ -6,10 +6,11 @@
 // harness's own mappings, so no step and no scan can reach them. Every step but the scans carries
 // may_fail, so one failing system call is a result, not the end of the scenario.
 //
-// The generator never emits a touch that could block on the real kernel (a hang ends the run):
-// it keeps a conservative picture of the userfaultfd state (see Hazards) and drops a read/write/
-// populate that could fault into a MISSING registration, or that could write to a page that may
-// carry a uffd-wp bit or marker in a VMA registered for synchronous WP.
+// The generator seldom emits a touch that could block on the real kernel (the step's result is
+// then the userfaultfd message, and the program ends there): it keeps a conservative picture of
+// the userfaultfd state (see Hazards) and mostly drops a read/write/populate that could fault into
+// a MISSING or MINOR registration, or that could write to a page that may carry a uffd-wp bit or
+// marker in a VMA registered for synchronous WP.
 
 import { Rng } from './rng';
 import type { Advice, MemoryKind, Op, Program, Step } from '../scenario/program';
@@ -103,7 +104,7 @@ const FEATURE_SETS: readonly (readonly [number, bigint])[] = [
   [1, BigInt(UFFD_FEATURES.WP_UNPOPULATED)],
 ];
 
-const MODES = { WP: UFFD_REGISTER_MODES.WP, MISSING: UFFD_REGISTER_MODES.MISSING } as const;
+const MODES = { WP: UFFD_REGISTER_MODES.WP, MISSING: UFFD_REGISTER_MODES.MISSING, MINOR: UFFD_REGISTER_MODES.MINOR } as const;
 
 // ---- a set of half-open intervals [a, b), kept sorted and disjoint ---------------------------------
 
@@ -417,7 +418,8 @@ class Generator {
       // machine (the harness calls a step that gets little CPU "blocked").
       if (size / stride > MAX_TOUCHES) size = MAX_TOUCHES * stride;
       if (size <= 0) continue;
-      if (this.blocks(a, a + size, write)) continue;
+      // Now and then one that may block: the step then ends the program with the uffd message.
+      if (this.blocks(a, a + size, write) && !r.chance(0.05)) continue;
       this.push({ op: write ? 'write' : 'read', addr: BigInt(a), size: BigInt(size), stride: BigInt(stride) });
       return;
     }
@@ -453,7 +455,7 @@ class Generator {
         a = Math.max(a, WINDOW_START);
         b = Math.min(b, WINDOW_END);
       }
-      if ((advice === 'populate-read' || advice === 'populate-write') && this.blocks(a, b, advice === 'populate-write'))
+      if ((advice === 'populate-read' || advice === 'populate-write') && this.blocks(a, b, advice === 'populate-write') && !r.chance(0.05))
         continue;
       // MADV_COLLAPSE faults the missing pages in (a MISSING registration would block it).
       if (advice === 'collapse' && this.blocks(a, b, false)) continue;
@@ -505,10 +507,13 @@ class Generator {
       [8, MODES.WP],
       [1, MODES.MISSING],
       [1, MODES.WP | MODES.MISSING],
+      [this.kinds.some((k) => k !== 'anon') ? 1 : 0, MODES.MINOR], // shmem and hugetlb only
+      [this.kinds.some((k) => k !== 'anon') ? 1 : 0, MODES.MINOR | MODES.WP],
     ]);
     this.push({ op: 'uffd_register', addr: BigInt(a), size: BigInt(b - a), mode: BigInt(mode) });
     if (this.ctx === null) return; // EBADF
-    if (mode & MODES.MISSING) this.missing.add(a, b);
+    // A fault there may go to the reader: MISSING on a hole, MINOR on a cached page.
+    if (mode & (MODES.MISSING | MODES.MINOR)) this.missing.add(a, b);
     if (mode & MODES.WP && !(this.ctx & BigInt(UFFD_FEATURES.WP_ASYNC))) this.syncWp.add(a, b);
     if (mode & MODES.WP) this.wpRegistered.push([a, b]);
   }
