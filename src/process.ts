@@ -4,7 +4,7 @@
 import { NotModelled } from './errors';
 import { doMadvise, gupAccessError } from './mm/madvise';
 import { accessError, handleMmFault, type FaultOutcome } from './mm/memory';
-import { hugetlbFault } from './mm/hugetlb';
+import { HugetlbNoPage, hugetlbFault, type HugetlbFile } from './mm/hugetlb';
 import { KernelHang } from './mm/hang';
 import { clearSoftDirty, markSoftDirty } from './mm/clear_refs';
 import { hugePageSize, isHugetlb, type Vma } from './mm/vma';
@@ -47,16 +47,33 @@ export class Process {
     return doMmap(this.mm, addr, size, kind, prot, (vma) => !isHugetlb(vma) || this.hugetlbPoolHas(vma));
   }
 
-  /** hugetlb_reserve_pages(): a mapping reserves its huge pages from the pool at mmap time. */
+  /**
+   * hugetlb_reserve_pages() -> hugetlb_acct_memory(): a mapping reserves its huge pages from the
+   * pool at mmap time (a shared one through its new file).
+   */
   private hugetlbPoolHas(vma: Vma): boolean {
+    const need = vma.hugetlbFile ? vma.hugetlbFile.charged() : (vma.end - vma.start) / hugePageSize(vma);
+    return this.hugetlbPoolFree(vma) >= need;
+  }
+
+  /**
+   * Pages of vma's pool neither in use nor reserved (free_huge_pages - resv_huge_pages): a private
+   * VMA holds all its pages (a freed anonymous page gets its reservation back), a shared file
+   * what it has cached or reserved, for as long as any VMA maps it. Infinity without a set pool.
+   */
+  private hugetlbPoolFree(vma: Vma): number {
     const pool = vma.kind === 'hugetlb-1g' ? '1G' : '2M';
     const limit = this.system.hugetlbPages?.[pool];
-    if (limit === undefined) return true; // as many as the scenario needs
-    const huge = pool === '1G' ? 2 ** 30 : 2 ** 21;
-    const used = this.mm.vmas
-      .filter((v) => isHugetlb(v) && (v.kind === 'hugetlb-1g') === (pool === '1G'))
-      .reduce((n, v) => n + (v.end - v.start) / huge, 0);
-    return used + (vma.end - vma.start) / huge <= limit;
+    if (limit === undefined) return Infinity; // as many as the scenario needs
+    const files = new Set<HugetlbFile>();
+    let used = 0;
+    for (const v of this.mm.vmas) {
+      if (!isHugetlb(v) || (v.kind === 'hugetlb-1g') !== (pool === '1G')) continue;
+      if (v.hugetlbFile) files.add(v.hugetlbFile);
+      else used += (v.end - v.start) / hugePageSize(v);
+    }
+    for (const f of files) used += f.charged();
+    return limit - used;
   }
 
   munmap(addr: bigint, size: bigint): ErrnoName | null {
@@ -142,7 +159,7 @@ export class Process {
       // A fault that is never resolved: a touch retries its byte for ever (populate's GUP loop
       // retries inside the system call: no address).
       if (e instanceof KernelHang && e.why === 'fault-loop' && touched !== undefined) e.address = touched;
-      if (!(e instanceof UserfaultSigbus)) throw e;
+      if (!(e instanceof UserfaultSigbus) && !(e instanceof HugetlbNoPage)) throw e;
       return { outcome: 'SIGBUS', next: page + PAGE_SIZE };
     }
     if (write && r.outcome === 'ok') markSoftDirty(this.mm, vma, page, r.next);
@@ -152,7 +169,7 @@ export class Process {
   private handleFault(vma: Vma, page: number, end: number, write: boolean): { outcome: FaultOutcome; next: number } {
     if (isHugetlb(vma)) {
       if (accessError(vma, write)) return { outcome: 'SIGSEGV', next: Math.min(end, vma.end) };
-      hugetlbFault(this.mm, vma, this.uffd, page, write);
+      hugetlbFault(this.mm, vma, this.uffd, page, write, () => this.hugetlbPoolFree(vma) > 0);
       return { outcome: 'ok', next: Math.min(end, vma.end, roundDown(page, hugePageSize(vma)) + hugePageSize(vma)) };
     }
     let runEnd = Math.min(end, vma.end, this.stateRunEnd(page));

@@ -3,11 +3,53 @@
 
 import { PUD_SIZE } from '../uapi';
 import { roundDown, type Level, type MmStruct } from './mm';
+import { RunMap } from './runmap';
 import { HUGE_LEAF, HUGE_MARKER_UFFD_WP, PTE_FILE, PTE_UFFD_WP, TABLE, isHugeLeaf } from './pte';
 import { handleUserfault, userfaultfdWpAsync, userfaultfdWpUseMarkers, type UffdCtx } from './userfaultfd';
 import { hugePageSize, userfaultfdWp, type Vma } from './vma';
 import { UFFD_REGISTER_MODES } from '../uapi';
 import { KernelHang } from './hang';
+
+/**
+ * The hugetlbfs file behind a MAP_SHARED hugetlb mapping (each mmap gets its own): the huge pages
+ * in its page cache and the reservations not yet consumed (resv_map), both by huge-page index.
+ * They outlive a partial munmap; only the file's last mapping going, or a hole punch, frees them.
+ */
+export class HugetlbFile {
+  readonly cached = new RunMap();
+  readonly reserved = new RunMap();
+
+  constructor(pages: number) {
+    this.reserved.set(0, pages, 1);
+  }
+
+  /** Pages this file holds from the pool: cached or reserved. */
+  charged(): number {
+    let n = 0;
+    for (const run of this.cached.runs(0, Number.MAX_SAFE_INTEGER)) if (run.value !== undefined) n += run.end - run.start;
+    for (const run of this.reserved.runs(0, Number.MAX_SAFE_INTEGER)) {
+      if (run.value === undefined) continue;
+      for (const seg of this.cached.segments(run.start, run.end)) if (seg.value === undefined) n += seg.end - seg.start;
+    }
+    return n;
+  }
+
+  /**
+   * hugetlbfs_punch_hole() -> remove_inode_hugepages(): the pages of [lo, hi) go back to the pool
+   * with their reservations; an index without a page keeps its reservation ("the region/reserve
+   * map for ranges without associated pages are not modified").
+   */
+  punch(lo: number, hi: number): void {
+    for (const seg of [...this.cached.segments(lo, hi)]) if (seg.value !== undefined) this.reserved.set(seg.start, seg.end, undefined);
+    this.cached.set(lo, hi, undefined);
+  }
+}
+
+/** A fault that found no huge page for it (no reservation, pool empty): VM_FAULT_SIGBUS. */
+export class HugetlbNoPage extends Error {}
+
+/** The index in its file of the huge page at addr of a shared hugetlb VMA. */
+const fileIndex = (vma: Vma, addr: number): number => (addr - vma.fileBase!) / hugePageSize(vma);
 
 /** The level holding a hugetlb VMA's entries, and the level whose TABLE makes them exist. */
 export function hugetlbLevels(mm: MmStruct, vma: Vma): { entries: Level; tables: Level; size: number } {
@@ -41,12 +83,19 @@ const presentEntry = (vma: Vma): number => HUGE_LEAF | (vma.kind === 'hugetlb-sh
  * hugetlb_wp(), which returns 0 at once for a uffd-wp pte ("never handle CoW for uffd-wp protected
  * pages"): the fault "succeeds", the pte stays read-only, and the access faults again for ever.
  */
-export function hugetlbFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, addr: number, write: boolean): void {
+export function hugetlbFault(
+  mm: MmStruct,
+  vma: Vma,
+  ctx: UffdCtx | null,
+  addr: number,
+  write: boolean,
+  poolHasFreePage: () => boolean,
+): void {
   const { entries, size } = hugetlbLevels(mm, vma);
   const slot = roundDown(addr, size);
   let entry = hugetlbTableExists(mm, vma, slot) ? entries.get(slot) : undefined;
   if (entry === undefined || entry === HUGE_MARKER_UFFD_WP) {
-    if (vma.uffd & UFFD_REGISTER_MODES.MISSING) handleUserfault(ctx, 'MISSING');
+    hugetlbNoPage(vma, ctx, slot, poolHasFreePage);
     entry = presentEntry(vma) | (entry === HUGE_MARKER_UFFD_WP ? PTE_UFFD_WP : 0);
   }
   if (write && entry & PTE_UFFD_WP) {
@@ -63,6 +112,25 @@ export function hugetlbFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, addr: 
   }
   hugetlbAllocTables(mm, vma, slot, slot + size);
   entries.set(slot, slot + size, entry);
+}
+
+/**
+ * hugetlb_no_page(): a page found in the file's page cache goes to a MINOR reader; a new one to a
+ * MISSING reader, and is allocated from the page's reservation or else a free page of the pool
+ * (none: SIGBUS). A private mapping's pages are never in the page cache, and always reserved (a
+ * freed anonymous page gives its reservation back: __unmap_hugepage_range()).
+ */
+function hugetlbNoPage(vma: Vma, ctx: UffdCtx | null, slot: number, poolHasFreePage: () => boolean): void {
+  const file = vma.hugetlbFile;
+  const index = file ? fileIndex(vma, slot) : 0;
+  if (file && file.cached.get(index) !== undefined) {
+    if (vma.uffd & UFFD_REGISTER_MODES.MINOR) handleUserfault(ctx, 'MINOR');
+    return;
+  }
+  if (vma.uffd & UFFD_REGISTER_MODES.MISSING) handleUserfault(ctx, 'MISSING');
+  if (!file) return;
+  if (file.reserved.get(index) === undefined && !poolHasFreePage()) throw new HugetlbNoPage();
+  file.cached.set(index, index + 1, 1);
 }
 
 /**

@@ -124,7 +124,10 @@ function hugetlbRemove(mm: MmStruct, r: VmaRange): ErrnoName | null {
   const size = hugePageSize(r.vma);
   const lo = Math.ceil(r.start / size) * size;
   const hi = Math.floor(r.end / size) * size;
-  if (lo < hi) hugetlbZap(mm, r.vma, lo, hi, false);
+  if (lo < hi) {
+    hugetlbZap(mm, r.vma, lo, hi, false);
+    r.vma.hugetlbFile?.punch((lo - r.vma.fileBase!) / size, (hi - r.vma.fileBase!) / size);
+  }
   return null;
 }
 

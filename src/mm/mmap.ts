@@ -4,7 +4,7 @@
 import { PAGE_SIZE, PMD_SIZE, PROT_WRITE, TASK_SIZE_MAX, type ErrnoName } from '../uapi';
 import type { MemoryKind } from '../scenario/program';
 import { isAligned, roundUp, type MmStruct } from './mm';
-import { hugetlbZap } from './hugetlb';
+import { HugetlbFile, hugetlbZap } from './hugetlb';
 import { AddressSpace } from './filemap';
 import { isHugeLeaf, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE } from './pte';
 import { splitHugePmd } from './huge_memory';
@@ -56,6 +56,11 @@ export function doMmap(
     if (!isAligned(start, huge)) return 'EINVAL';
     vma.end = roundUp(vma.end, huge);
     if (vma.end > TASK_SIZE_MAX) return 'ENOMEM';
+    // A shared mapping gets a hugetlbfs file of its own, which reserves every page at mmap.
+    if (kind === 'hugetlb-shared') {
+      vma.hugetlbFile = new HugetlbFile((vma.end - vma.start) / huge);
+      vma.fileBase = start;
+    }
   }
   if (mm.anyVmaIn(vma.start, vma.end)) return 'EEXIST';
   if (!reserve(vma)) return 'ENOMEM';

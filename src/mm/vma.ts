@@ -4,6 +4,7 @@
 import type { MemoryKind } from '../scenario/program';
 import { PROT_WRITE, UFFD_REGISTER_MODES } from '../uapi';
 import type { AddressSpace } from './filemap';
+import type { HugetlbFile } from './hugetlb';
 
 export type ThpAdvice = 'none' | 'hugepage' | 'nohugepage';
 
@@ -29,6 +30,8 @@ export interface Vma {
   mapping?: AddressSpace;
   /** The address at which offset 0 of the file would be mapped: pgoff = (addr - fileBase) / 4096. */
   fileBase?: number;
+  /** The hugetlbfs file of a MAP_SHARED hugetlb mapping (its page cache and reservations). */
+  hugetlbFile?: HugetlbFile;
 }
 
 export const isHugetlb = (vma: Vma): boolean => vma.kind.startsWith('hugetlb');
