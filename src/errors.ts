@@ -43,3 +43,9 @@ export class EnvironmentError extends Error {
 
 /** A step needs semantics the emulator does not model yet: said plainly instead of guessed. */
 export class NotModelled extends Error {}
+
+/**
+ * A step whose cost would grow with its pages, not its runs, past a bound (touches with a stride
+ * above a page): refused as bad input, at its step, rather than run for minutes.
+ */
+export class StepTooLarge extends Error {}

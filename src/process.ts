@@ -1,7 +1,7 @@
 // The simulated task: one mm, at most one userfaultfd, and the system calls a scenario makes.
 // Every call returns its errno (null on success); the scan returns its full result.
 
-import { NotModelled } from './errors';
+import { StepTooLarge } from './errors';
 import { doMadvise, gupAccessError } from './mm/madvise';
 import { accessError, handleMmFault, type FaultOutcome } from './mm/memory';
 import { HugetlbNoPage, hugetlbFault, type HugetlbFile } from './mm/hugetlb';
@@ -119,7 +119,7 @@ export class Process {
     }
     // Each such touch makes runs of its own: refuse what would take minutes rather than hang.
     if ((last - first) / Number(stride) > MAX_SEPARATE_TOUCHES) {
-      throw new NotModelled(`more than ${MAX_SEPARATE_TOUCHES} separate pages touched in one step; split the step or use a stride of one page`);
+      throw new StepTooLarge(`more than ${MAX_SEPARATE_TOUCHES} separate pages touched in one step; split the step or use a stride of one page`);
     }
     for (let a = first; a <= last; a += Number(stride)) {
       const page = roundDown(a, PAGE_SIZE);

@@ -1,6 +1,6 @@
 // Runs a Program on the simulated process: each step as the system call it names.
 
-import { NotModelled } from './errors';
+import { NotModelled, StepTooLarge } from './errors';
 import { UserfaultBlocked } from './mm/userfaultfd';
 import { HANG_TEXT, KernelHang } from './mm/hang';
 import { Process } from './process';
@@ -54,6 +54,9 @@ export function simulate(program: Program): SimulationResult {
       if (e instanceof KernelHang) {
         results.push(hangResult(step, e));
         return { kernel: profile.name, results, process: proc, stopped: { step: step.index, message: hangMessage(step, e), notModelled: false, hang: true } };
+      }
+      if (e instanceof StepTooLarge) {
+        return { kernel: profile.name, results, process: proc, stopped: { step: step.index, message: `${step.op.op}: ${e.message}`, notModelled: false } };
       }
       if (!(e instanceof NotModelled)) throw e;
       return { kernel: profile.name, results, process: proc, stopped: { step: step.index, message: `${step.op.op}: ${e.message}`, notModelled: true } };

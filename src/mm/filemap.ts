@@ -3,7 +3,6 @@
 // readahead, fault-around and reclaim are in readahead.ts; the entry points here dispatch to it.
 
 import { PAGE_SIZE, PMD_SIZE } from '../uapi';
-import { NotModelled } from '../errors';
 import { roundDown, type MmStruct } from './mm';
 import { RunMap } from './runmap';
 import { HUGE_LEAF, PTE_FILE, PTE_MARKER_UFFD_WP, PTE_PRESENT, PTE_SWAP, PTE_UFFD_WP, isHugeLeaf, isUffdWpMarker, ptePresent, pteKind, type Pte } from './pte';
@@ -150,9 +149,10 @@ function shmemFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, addr: number, w
  * `resolve` is asked when a write meets a uffd-wp bit (async mode resolves it, else it blocks).
  */
 export function doFileFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, addr: number, write: boolean, resolve: () => void): void {
-  if (!vma.mapping) throw new NotModelled(`faults in ${vma.kind} memory are not modelled yet`);
+  if (!vma.mapping) throw new Error(`internal: doFileFault() on a ${vma.kind} VMA`);
   const off = pgoff(vma, addr);
-  if (off >= vma.mapping.sizePages) throw new NotModelled('a fault beyond the end of the file (SIGBUS) is not modelled yet');
+  // Every file is created with its mapping's size and VMAs never grow: no page lies beyond EOF.
+  if (off >= vma.mapping.sizePages) throw new Error('internal: a file fault beyond the end of the file');
   let pte = mm.pte.get(addr);
   // pte_marker_handle_uffd_wp(): a leftover marker in a VMA no longer uffd-wp is cleared, and
   // the fault retried on the none slot.
@@ -161,7 +161,7 @@ export function doFileFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, addr: n
     pte = undefined;
   }
   if (pte !== undefined && pteKind(pte) === PTE_SWAP) {
-    throw new NotModelled('faults on swap entries of a private file mapping are not modelled yet');
+    throw new Error('internal: a swap entry reached doFileFault() (handle_mm_fault() swaps it in first)');
   }
   const marker = pte !== undefined && isUffdWpMarker(pte);
   if (pte === undefined || marker) {
@@ -171,7 +171,7 @@ export function doFileFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, addr: n
     // registers a disk file, so MISSING never gets here.)
     return diskFileFault(mm, vma, addr, write, bit, resolve);
   }
-  if (!ptePresent(pte)) throw new NotModelled('faults on this kind of entry are not modelled yet');
+  if (!ptePresent(pte)) throw new Error(`internal: a file fault on entry ${pte}`);
   if (!write) return;
   let next: Pte = pte;
   if (pte & PTE_UFFD_WP && userfaultfdWp(vma)) {

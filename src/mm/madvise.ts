@@ -3,7 +3,6 @@
 
 import { PMD_SIZE, PROT_READ, PROT_WRITE, type ErrnoName } from '../uapi';
 import type { Advice } from '../scenario/program';
-import { NotModelled } from '../errors';
 import { KernelHang } from './hang';
 import type { MmStruct } from './mm';
 import {
@@ -71,7 +70,7 @@ export function doMadvise(mm: MmStruct, addr: bigint, len: bigint, advice: Advic
   const { start, end } = range;
   if (start === end) return null;
   if (advice === 'populate-read' || advice === 'populate-write') {
-    throw new NotModelled('populate is applied by the process (see process.ts)');
+    throw new Error('internal: populate is applied by the process (see process.ts)');
   }
   if (!mm.anyVmaIn(start, end)) return 'ENOMEM';
   const unmapped = !mm.fullyMapped(start, end);

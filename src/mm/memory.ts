@@ -29,7 +29,6 @@ import { markFolioDirty } from './readahead';
 import { handleUserfault, userfaultfdWpAsync, type UffdCtx } from './userfaultfd';
 import { isPfnmap, userfaultfdWp, vmaIsAnonymous, type Vma } from './vma';
 import { UFFD_REGISTER_MODES } from '../uapi';
-import { NotModelled } from '../errors';
 
 
 export type FaultOutcome = 'ok' | 'SIGSEGV' | 'SIGBUS';
@@ -78,7 +77,7 @@ export function handleMmFault(
     doFileFault(mm, vma, ctx, start, write, () => resolveWriteProtect(vma, ctx));
     return { outcome: 'ok', next: start + 4096 };
   }
-  if (!vmaIsAnonymous(vma)) throw new NotModelled(`faults in ${vma.kind} memory are not modelled yet`);
+  if (!vmaIsAnonymous(vma)) throw new Error(`internal: handleMmFault() reached a ${vma.kind} VMA as anonymous memory`);
   const blockEnd = Math.min(end, roundDown(start, PMD_SIZE) + PMD_SIZE);
   if (thpFaultAllowed(mm, vma, start, system)) {
     if (vma.uffd & UFFD_REGISTER_MODES.MISSING) handleUserfault(ctx, 'MISSING');
@@ -157,7 +156,7 @@ function faultedPte(vma: Vma, ctx: UffdCtx | null, pte: Pte | undefined, write: 
   }
   // do_swap_page(): only the faulting page comes back, keeping its uffd-wp and soft-dirty bits.
   if (pteKind(pte) === PTE_SWAP) pte = PTE_PRESENT | (pte & (PTE_UFFD_WP | PTE_SOFT_DIRTY));
-  if (!ptePresent(pte)) throw new NotModelled('faults on this kind of entry are not modelled yet');
+  if (!ptePresent(pte)) throw new Error(`internal: an anonymous fault on entry ${pte}`);
   if (!write) return pte;
   // A write dirties the page: a MADV_FREE'd page is not free to discard any more.
   pte &= ~PTE_LAZYFREE;
