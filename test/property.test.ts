@@ -1,8 +1,9 @@
 // Property tests: the engine (simulate) against the reference model (test/reference/) on random
 // programs, with fast-check.
 //
-// Every generated program (test/reference/arbitraries.ts) makes anonymous and hugetlb mappings
-// (2 MiB and 1 GiB, private and shared, from a pool of a few pages), on a system with or without
+// Every generated program (test/reference/arbitraries.ts) makes anonymous, shmem (shared-anon,
+// memfd-private, memfd-shared) and hugetlb mappings (2 MiB and 1 GiB, private and shared, from a
+// pool of a few pages), on a system with or without
 // swap, maybe a userfaultfd, then random touches, madvise, munmap, mprotect, uffd operations and
 // scans with random arguments, and ends with five probe scans. Required for each:
 //   - engine == reference: every step's ret, errno, walk_end and regions, where and why the run

@@ -1,4 +1,4 @@
-// fast-check arbitraries for the property tests: random address spaces (anonymous and hugetlb
+// fast-check arbitraries for the property tests: random address spaces (anonymous, shmem and hugetlb
 // mappings at 2 MiB-aligned addresses in 0x100000000000..0x100100000000, with or without swap, a
 // hugetlb pool of a few pages, touches, userfaultfd, madvise, munmap, mprotect) and random
 // PAGEMAP_SCAN arguments, as resolved scenario Programs.
@@ -28,7 +28,7 @@ export const ANCHORS: bigint[] = [
 ];
 
 /** The kinds of mapping the reference models. */
-export type MapKind = 'anon' | 'hugetlb' | 'hugetlb-shared' | 'hugetlb-1g';
+export type MapKind = 'anon' | 'hugetlb' | 'hugetlb-shared' | 'hugetlb-1g' | 'shared-anon' | 'memfd-private' | 'memfd-shared';
 
 /** A mapping made by the setup of every case: at an anchor, of some pages, with a protection. */
 export interface MapSpec {
@@ -66,7 +66,15 @@ const hugeMapSpec: fc.Arbitrary<MapSpec> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ anchor: fc.constantFrom(0, 5, 5, 1), pages: fc.constantFrom(262144, 1), prot: prot3, kind: fc.constant<MapKind>('hugetlb-1g') }) },
 );
 
-const mapSpec: fc.Arbitrary<MapSpec> = fc.oneof({ weight: 5, arbitrary: anonMapSpec }, { weight: 2, arbitrary: hugeMapSpec });
+/** shmem mappings (each mmap() a file of its own): the sizes of anonymous ones. */
+const shmMapSpec: fc.Arbitrary<MapSpec> = fc.record({
+  anchor: fc.nat(ANCHORS.length - 1),
+  pages: fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 1, max: 64 }) }, { weight: 2, arbitrary: fc.constantFrom(256, 511, 512, 513, 1024) }),
+  prot: prot3,
+  kind: fc.constantFrom<MapKind>('shared-anon', 'memfd-private', 'memfd-shared'),
+});
+
+const mapSpec: fc.Arbitrary<MapSpec> = fc.oneof({ weight: 5, arbitrary: anonMapSpec }, { weight: 2, arbitrary: hugeMapSpec }, { weight: 3, arbitrary: shmMapSpec });
 
 /** The size in bytes of a huge page of a kind (0: not hugetlb). */
 export const hugeSizeOf = (kind: MapKind | undefined): bigint => (kind === 'hugetlb-1g' ? GiB : kind === 'hugetlb' || kind === 'hugetlb-shared' ? MiB2 : 0n);
@@ -431,6 +439,6 @@ export function caseProgram(c: Case): Program {
   ];
   const steps: Step[] = ops.map((s, i) => ({ index: i + 1, op: s.op, mayFail: s.mayFail, where: { file: 'property.yaml', line: i + 1, col: 1 } }));
   const system: Program['system'] = { swap: c.system?.swap ?? false, thp: 'madvise' };
-  if (c.system && c.maps.some((m) => m.kind && m.kind !== 'anon')) system.hugetlbPages = { '2M': c.system.pool2M, '1G': c.system.pool1G };
+  if (c.system && c.maps.some((m) => m.kind?.startsWith('hugetlb'))) system.hugetlbPages = { '2M': c.system.pool2M, '1G': c.system.pool1G };
   return { name: 'property', file: 'property.yaml', kernel: '6.18.44', system, steps, names: new Map() };
 }

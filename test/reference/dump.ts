@@ -24,6 +24,8 @@ export function describePte(pte: Pte | undefined): string {
       return pte.wp ? 'guard|wp' : 'guard';
     case 'swap':
       return pte.wp ? 'swap|wp' : 'swap';
+    case 'file':
+      return pte.wp ? 'present|wp|file' : 'present|file';
   }
 }
 

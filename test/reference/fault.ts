@@ -1,9 +1,10 @@
-// Page faults of private anonymous memory, one page at a time (arch/x86/mm/fault.c,
+// Page faults of private anonymous memory (and the entry to those of shmem, shmem.ts), one page at a time (arch/x86/mm/fault.c,
 // mm/memory.c: handle_mm_fault() -> handle_pte_fault() -> do_anonymous_page() / do_wp_page() /
 // handle_pte_marker()).
 
 import { PROT_EXEC, PROT_READ, PROT_WRITE, VM_UFFD_MISSING, type Pte, type RefMm, type Vma } from './mm';
 import { hugetlbAccess } from './hugetlb';
+import { shmDirty, shmDoFault } from './shmem';
 import { userfaultfdWp, userfaultfdWpAsync, type UffdCtx } from './userfaultfd';
 
 /**
@@ -43,7 +44,23 @@ export function userAccess(mm: RefMm, ctx: UffdCtx | null, addr: number, write: 
     return 'ok';
   }
   if (pte?.kind === 'zero' && !write) return 'ok';
+  if (pte?.kind === 'file' && noFaultOnFile(vma, pte, write)) {
+    if (write) shmDirty(vma, addr);
+    return 'ok';
+  }
   return handleMmFault(mm, ctx, vma, addr, write);
+}
+
+/**
+ * Whether an access to a present shmem page goes through without a fault: a read always; a store
+ * only in a shared mapping, through a PTE without the uffd-wp bit (the page becomes dirty).
+ * (A shared PTE can also be read-only without the bit, e.g. mapped by a read in a uffd-wp VMA:
+ * wp_page_shared() makes it writable, which nothing here can see.)
+ */
+export function noFaultOnFile(vma: Vma, pte: Pte & { kind: 'file' }, write: boolean): boolean {
+  if (!write) return true;
+  if (!vma.shm!.shared || pte.wp) return false;
+  return true;
 }
 
 /** handle_mm_fault() -> __handle_mm_fault(): the tables above the PTE level come first. */
@@ -55,7 +72,7 @@ export function handleMmFault(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: nu
 /** handle_pte_fault() */
 function handlePteFault(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, write: boolean): FaultResult {
   const orig = mm.hasPteTable(addr) ? mm.pteGet(addr) : undefined;
-  if (orig === undefined) return doAnonymousPage(mm, ctx, vma, addr, write, false); // do_pte_missing()
+  if (orig === undefined) return doPteMissing(mm, ctx, vma, addr, write, false);
   if (orig.kind === 'marker' || orig.kind === 'guard') return handlePteMarker(mm, ctx, vma, addr, write, orig);
   if (orig.kind === 'swap') return doSwapPage(mm, ctx, vma, addr, write, orig);
   if (write) return doWpPage(mm, ctx, vma, addr, orig);
@@ -86,7 +103,13 @@ function handlePteMarker(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number,
     mm.pteSet(addr, undefined); // pte_marker_clear()
     return handleMmFault(mm, ctx, vma, addr, write);
   }
-  return doAnonymousPage(mm, ctx, vma, addr, write, true); // do_pte_missing()
+  return doPteMissing(mm, ctx, vma, addr, write, true);
+}
+
+/** do_pte_missing(): do_anonymous_page() for anonymous VMAs, do_fault() for shmem. */
+function doPteMissing(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, write: boolean, uffdWp: boolean): FaultResult {
+  if (vma.shm) return shmDoFault(mm, ctx, vma, addr, write, uffdWp, (pte) => doWpPage(mm, ctx, vma, addr, pte));
+  return doAnonymousPage(mm, ctx, vma, addr, write, uffdWp);
 }
 
 /**
@@ -112,12 +135,24 @@ function doAnonymousPage(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number,
 
 /** do_wp_page(): a store to a present entry without write permission. */
 function doWpPage(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, orig: Pte): FaultResult {
-  if (orig.kind !== 'page' && orig.kind !== 'zero') throw new Error('reference bug: do_wp_page() on a non-present entry');
+  if (orig.kind !== 'page' && orig.kind !== 'zero' && orig.kind !== 'file') throw new Error('reference bug: do_wp_page() on a non-present entry');
   let wp = orig.wp;
   // userfaultfd_pte_wp(): only a VMA that is still uffd-wp traps the write.
   if (wp && userfaultfdWp(vma)) {
     if (!userfaultfdWpAsync(vma, ctx)) return handleUserfault(ctx);
     wp = false; // WP_ASYNC: the kernel clears the bit itself and carries on
+  }
+  if (orig.kind === 'file') {
+    if (vma.shm!.shared) {
+      // wp_page_shared(): the page made writable and dirty; a stale uffd-wp bit stays.
+      mm.pteSet(addr, { kind: 'file', wp });
+      shmDirty(vma, addr);
+      return 'ok';
+    }
+    // wp_page_copy() of the page-cache page: a private anonymous copy, without the bit.
+    mm.anonVmaPrepare(vma);
+    mm.pteSet(addr, { kind: 'page', wp: false, writable: true, lazyfree: false });
+    return 'ok';
   }
   if (orig.kind === 'zero') {
     // wp_page_copy(): a fresh writable page; the uffd-wp bit is not carried over (no unshare).

@@ -26,10 +26,6 @@ export function hugetlbReservePages(mm: RefMm, file: HugeFile, shared: boolean, 
   for (let i = from; i < to; i++) if (!shared || !file.resvMap.has(i)) chg++;
   const p = pool(mm, file);
   const ok = p.resv + chg <= p.total - p.used;
-  // The engine's rule: the sizes of the pool's hugetlb VMAs (known-bugs.ts).
-  let mapped = 0;
-  for (const v of mm.vmas) if (v.huge?.file.pool === file.pool) mapped += (v.end - v.start) / v.huge.size;
-  if (ok !== mapped + (to - from) <= p.total) mm.note('hugetlb-pool-accounting');
   if (!ok) return false;
   p.resv += chg;
   if (shared) for (let i = from; i < to; i++) file.resvMap.add(i); // region_add()
@@ -53,7 +49,6 @@ function allocHugetlbFolio(mm: RefMm, vma: Vma, idx: number): boolean {
   if (hasReservation(vma, idx)) {
     p.resv--;
   } else if (p.total - p.used - p.resv <= 0) {
-    mm.note('hugetlb-pool-accounting');
     return false; // dequeue_hugetlb_folio_vma(): free_huge_pages - resv_huge_pages == 0
   }
   p.used++;

@@ -12,8 +12,10 @@
 // reclaim), swap (system.swap: pageout to swap entries that keep the uffd-wp bit, swap-in of the
 // faulting page, MADV_FREE of swap entries), hugetlb (kinds hugetlb, hugetlb-shared, hugetlb-1g:
 // per huge page, holes by table level, markers, the pool with its reservations, the alignment
-// rules of mmap, munmap, mprotect, madvise and userfaultfd, MADV_REMOVE). Anything else (THP,
-// shmem, files, PFNMAP, other kernel profiles than 6.18.44 and 6.18.0) stops as 'notmodelled'.
+// rules of mmap, munmap, mprotect, madvise and userfaultfd, MADV_REMOVE), shmem (kinds shared-anon,
+// memfd-private, memfd-shared: the page cache per file, fault-around, COW, markers kept by zaps,
+// MADV_PAGEOUT and MADV_REMOVE). Anything else (THP, disk files, PFNMAP, other kernel profiles
+// than 6.18.44 and 6.18.0) stops as 'notmodelled'.
 
 import type { Op, Program, Step, StepResult } from '../../src/scenario/program';
 import type { ErrnoName } from '../../src/uapi';
@@ -36,7 +38,8 @@ import type { KnownBug } from './known-bugs';
 export interface RefStop {
   step: number;
   /** 'failed': a step failed without may_fail; 'userfault': the step would wait for a
-   * userfaultfd reader (the harness hangs); 'notmodelled': outside what the reference models. */
+   * userfaultfd reader, or never returns (a loop in the kernel); 'notmodelled': outside what the
+   * reference models. */
   reason: 'failed' | 'userfault' | 'notmodelled';
   message: string;
 }
@@ -54,7 +57,7 @@ const SEMANTICS: Record<string, ScanSemantics> = {
   '6.18.0': { noneIsWritten: false, holeIsWrittenInUffdWp: false, hugetlbWpWholeSize: false, hugetlbHoleWp: false },
 };
 
-const REF_KINDS = new Set<string>(['anon', 'hugetlb', 'hugetlb-shared', 'hugetlb-1g']);
+const REF_KINDS = new Set<string>(['anon', 'hugetlb', 'hugetlb-shared', 'hugetlb-1g', 'shared-anon', 'memfd-private', 'memfd-shared']);
 
 class Stop extends Error {
   constructor(
@@ -141,6 +144,7 @@ class RefProcess {
       case 'madvise': {
         const r = doMadvise(this.mm, this.uffd, op.addr, op.size, op.advice);
         if (r === 'userfault') throw new Stop('userfault', `madvise ${op.advice} waits for a userfaultfd reader`);
+        if (r === 'hang') throw new Stop('userfault', `madvise ${op.advice} restarts for ever`);
         if (r === 'notmodelled') throw new Stop('notmodelled', `madvise ${op.advice}`);
         return r;
       }

@@ -17,7 +17,10 @@
 // PTE (stale-wp-writable), UFFD_FEATURE_SIGBUS (uffd-sigbus), mmap's ENOMEM before EINVAL
 // (mmap-unaligned-top), clear_refs ERANGE, a write to a hugetlb page whose uffd-wp bit outlived the
 // VMA's WP registration (hugetlb-stale-wp-write: a fault loop, now a hang result recorded from the
-// kernel in scenarios/hang-hugetlb-stale-wp.yaml).
+// kernel in scenarios/hang-hugetlb-stale-wp.yaml), the hugetlb pool (hugetlb-pool-*: mmap reserves
+// against free - reserved pages, a freed private page restores its reservation, a shared file keeps
+// pages and reservations until its last VMA goes, a hole punch keeps those of unfaulted indices, a
+// fault with no page is SIGBUS).
 
 export interface KnownBugEntry {
   scenarios: readonly string[];
@@ -25,17 +28,21 @@ export interface KnownBugEntry {
 }
 
 export const KNOWN_BUGS = {
-  'hugetlb-pool-accounting': {
-    scenarios: ['hugetlb-pool-shared-file-keeps-pages.yaml', 'hugetlb-pool-punch-sigbus.yaml', 'hugetlb-pool-punch-keeps-unfaulted.yaml'],
+  'shmem-pageout-clean': {
+    scenarios: ['shmem-pageout-clean.yaml'],
     what:
-      'the hugetlb pool: mmap() reserves against free_huge_pages - resv_huge_pages ' +
-      '(hugetlb_reserve_pages(), hugetlb_acct_memory()); a private VMA\'s reservations are given back ' +
-      'when its anonymous page is freed (restore_reserve) and when it is unmapped; a shared file keeps ' +
-      'its page-cache pages and their reservations until its last VMA is unmapped (munmap of part of ' +
-      'it frees nothing), and a hole punch (MADV_REMOVE) frees a page together with its reservation ' +
-      'while the reservations of indices without a page stay; a fault with no reservation and no ' +
-      'unreserved free page is SIGBUS. The engine counts the sizes of the mapped hugetlb VMAs instead ' +
-      '(success where the kernel refuses, ENOMEM where it maps) and never fails a fault',
+      'MADV_PAGEOUT of a clean shmem page (allocated by a read fault, never written) removes it from ' +
+      'the page cache (shrink_folio_list(): no writeout for a clean folio, __remove_mapping()), so ' +
+      'fault-around no longer maps it; only a dirty page stays (redirtied without swap) or goes to ' +
+      'swap. The engine keeps every unmapped shmem page in the cache',
+  },
+  'hugetlb-unregister-unprotects-first': {
+    scenarios: ['hugetlb-unregister-partial.yaml'],
+    what:
+      'UFFDIO_UNREGISTER over part of a huge page of a uffd-wp hugetlb VMA: userfaultfd_clear_vma() ' +
+      'un-protects the range first (hugetlb_change_protection() reaches the whole huge page: its bit ' +
+      'or marker goes), then the split inside the huge page fails (EINVAL); the engine fails before ' +
+      'un-protecting',
   },
 } satisfies Record<string, KnownBugEntry>;
 

@@ -2,7 +2,8 @@
 // try_to_free_pte() of mm/pt_reclaim.c, MADV_POPULATE_* through GUP of mm/gup.c).
 
 import type { Advice } from '../../src/scenario/program';
-import { handleMmFault, type FaultResult } from './fault';
+import { handleMmFault, noFaultOnFile, type FaultResult } from './fault';
+import { shmDirty, shmPageout, shmPunchHole, shmZap } from './shmem';
 import {
   PAGE_SIZE,
   PMD_SIZE,
@@ -24,7 +25,7 @@ import { UFFD_FEATURE_EVENT_REMOVE, type UffdCtx } from './userfaultfd';
 const U64 = (1n << 64n) - 1n;
 const PAGE = BigInt(PAGE_SIZE);
 
-export type MadviseResult = 'EINVAL' | 'ENOMEM' | 'EFAULT' | 'EACCES' | 'userfault' | 'notmodelled' | null;
+export type MadviseResult = 'EINVAL' | 'ENOMEM' | 'EFAULT' | 'EACCES' | 'userfault' | 'hang' | 'notmodelled' | null;
 
 /** Advice that only updates vm_flags (madvise_update_vma()). */
 const FLAG_UPDATES: Partial<Record<Advice, (flags: number) => number>> = {
@@ -79,6 +80,7 @@ function madviseWalkVmas(mm: RefMm, ctx: UffdCtx | null, start: number, end: num
 /** madvise_vma_behavior() on [start, end) inside `vma`. */
 function madviseVmaBehavior(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number, end: number, advice: Advice): MadviseResult {
   if (vma.huge) return madviseHugetlb(mm, ctx, vma, start, end, advice);
+  if (vma.shm) return madviseShmem(mm, ctx, vma, start, end, advice);
   switch (advice) {
     case 'remove':
       return 'EINVAL'; // madvise_remove(): needs a file
@@ -92,8 +94,7 @@ function madviseVmaBehavior(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: num
     case 'free':
       return madviseDontneedFree(mm, ctx, vma, start, end, advice);
     case 'guard-install':
-      madviseGuardInstall(mm, vma, start, end);
-      return null;
+      return madviseGuardInstall(mm, vma, start, end);
     case 'guard-remove':
       madviseGuardRemove(mm, start, end);
       return null;
@@ -144,6 +145,39 @@ function madviseHugetlb(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number,
       unmapHugepageRange(mm, vma, start, e, false);
       return null;
     }
+    default:
+      return madviseUpdateVma(mm, vma, start, end, advice);
+  }
+}
+
+/** madvise_vma_behavior() on a shmem VMA (vma_is_anonymous() false, vm_file set). */
+function madviseShmem(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number, end: number, advice: Advice): MadviseResult {
+  const eventRemove = vma.uffd !== 0 && ctx !== null && (ctx.features & UFFD_FEATURE_EVENT_REMOVE) !== 0n;
+  switch (advice) {
+    case 'remove':
+      // madvise_remove(): vma_is_shared_maywrite(), then userfaultfd_remove(), then the punch.
+      if (!vma.shm!.shared) return 'EACCES';
+      if (eventRemove) return 'userfault';
+      shmPunchHole(mm, vma, start, end);
+      return null;
+    case 'willneed': // shmem_swapin_range(): into the swap cache only, the page cache keeps swap entries
+    case 'cold':
+      return null;
+    case 'pageout':
+      shmPageout(mm, vma, start, end);
+      return null;
+    case 'dontneed':
+    case 'free':
+      // madvise_dontneed_free(): userfaultfd_remove() first; MADV_FREE is for anonymous VMAs only.
+      if (eventRemove) return 'userfault';
+      if (advice === 'free') return 'EINVAL';
+      shmZap(mm, vma, start, end, { dropMarkers: false, reclaimPt: true });
+      return null;
+    case 'guard-install':
+      return madviseGuardInstall(mm, vma, start, end);
+    case 'guard-remove':
+      madviseGuardRemove(mm, start, end);
+      return null;
     default:
       return madviseUpdateVma(mm, vma, start, end, advice);
   }
@@ -225,11 +259,16 @@ function madvisePageout(mm: RefMm, start: number, end: number): void {
  * none nor a guard marker makes it zap the range (an ordinary zap: guard markers stay) and try
  * again, so in the end every slot holds a guard marker (existing ones keep their uffd-wp bit).
  */
-function madviseGuardInstall(mm: RefMm, vma: Vma, start: number, end: number): void {
-  mm.anonVmaPrepare(vma);
+function madviseGuardInstall(mm: RefMm, vma: Vma, start: number, end: number): MadviseResult {
+  mm.anonVmaPrepare(vma); // (6.18: for every VMA, file-backed too)
   let attempts = 0;
   for (;;) {
-    if (++attempts > 3) throw new Error('reference bug: guard install does not converge');
+    if (++attempts > 3) {
+      // In a shmem VMA the zap keeps uffd-wp markers: the walk finds them again and again, and
+      // after MAX_MADVISE_GUARD_RETRIES the call restarts (restart_syscall()), for ever.
+      if (vma.shm) return 'hang';
+      throw new Error('reference bug: guard install does not converge');
+    }
     let needZap = false;
     // walk_page_range_mm() with install_pte: allocates the tables on its way.
     for (let addr = start; addr < end; addr += PAGE_SIZE) {
@@ -241,8 +280,9 @@ function madviseGuardInstall(mm: RefMm, vma: Vma, start: number, end: number): v
         break;
       }
     }
-    if (!needZap) return;
-    zapPageRange(mm, start, end, false);
+    if (!needZap) return null;
+    if (vma.shm) shmZap(mm, vma, start, end, { dropMarkers: false, reclaimPt: false });
+    else zapPageRange(mm, start, end, false);
   }
 }
 
@@ -279,5 +319,9 @@ function gupFaultIn(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, writ
     return 'ok';
   }
   if (pte?.kind === 'zero' && !write) return 'ok';
+  if (pte?.kind === 'file' && noFaultOnFile(vma, pte, write)) {
+    if (write) shmDirty(vma, addr);
+    return 'ok';
+  }
   return handleMmFault(mm, ctx, vma, addr, write);
 }

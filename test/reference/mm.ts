@@ -10,8 +10,9 @@
 // /work/shared/spec/pagemap-scan-semantics.md, without looking at src/mm: it is the second
 // opinion the engine is checked against. Everything is one page at a time; nothing is clever.
 //
-// Modelled: private anonymous memory (with swap when the system has it) and hugetlb (2 MiB and
-// 1 GiB pages, private and shared), one huge page at a time. No THP, no shmem or files.
+// Modelled: private anonymous memory (with swap when the system has it), hugetlb (2 MiB and
+// 1 GiB pages, private and shared), one huge page at a time, and shmem (MAP_SHARED|MAP_ANONYMOUS,
+// memfd mapped private or shared) with its page cache, one page at a time. No THP, no disk files.
 
 import type { KnownBug } from './known-bugs';
 
@@ -54,6 +55,35 @@ export interface Vma {
   anonVma: number | null;
   /** hugetlb: the VMA's hstate and its file (null: not hugetlb). */
   huge: HugeMapping | null;
+  /** shmem: the file and where the VMA maps it (null: not shmem; vma_is_anonymous() is both null). */
+  shm?: ShmMapping | null;
+}
+
+/**
+ * What a shmem VMA maps: every mmap() here has a file of its own (MAP_SHARED|MAP_ANONYMOUS:
+ * shmem_zero_setup(); memfd: a new memfd, ftruncate()d to the length and closed after mmap), so
+ * only the VMAs split from one mmap() share one, each at its own offsets.
+ */
+export interface ShmMapping {
+  file: ShmFile;
+  /** vm_pgoff, in pages. */
+  pgoff: number;
+  /** VM_SHARED: writes go to the page cache; private: a write copies the page (COW, anonymous). */
+  shared: boolean;
+}
+
+/** A shmem page-cache entry: a folio (`dirty`: PG_dirty) or, once swapped out, a swap entry. */
+export interface ShmPage {
+  dirty: boolean;
+  swapped: boolean;
+}
+
+/** The shmem inode: i_size in pages and its page cache (xarray) by index. */
+export interface ShmFile {
+  id: number;
+  /** DIV_ROUND_UP(i_size, PAGE_SIZE) */
+  pages: number;
+  cache: Map<number, ShmPage>;
 }
 
 /**
@@ -120,7 +150,9 @@ export type Pte =
   /** make_pte_marker(PTE_MARKER_GUARD), possibly with the swap-style uffd-wp bit. */
   | { kind: 'guard'; wp: boolean }
   /** A swap entry of an anonymous page paged out (pte_swp_uffd_wp() in `wp`). */
-  | { kind: 'swap'; wp: boolean };
+  | { kind: 'swap'; wp: boolean }
+  /** A shmem page-cache page (not anonymous: PAGE_IS_FILE), `wp`: pte_uffd_wp(). */
+  | { kind: 'file'; wp: boolean };
 
 // (Math's functions are taken once: looking `Math` up in jest's sandbox is slow in hot loops.)
 const { floor, ceil, min } = Math;
@@ -204,6 +236,7 @@ export class RefMm {
       tail.huge = { ...v.huge, pgoff: v.huge.pgoff + (addr - v.start) / v.huge.size };
       v.huge.file.users++; // vma_dup(): get_file()
     }
+    if (v.shm) tail.shm = { ...v.shm, pgoff: v.shm.pgoff + (addr - v.start) / PAGE_SIZE };
     v.end = addr;
     this.insertVma(tail);
   }
@@ -238,6 +271,9 @@ export class RefMm {
       // MAP_HUGETLB mmap() has its own file: they never merge.
       prev.huge === null &&
       next.huge === null &&
+      // File VMAs: the same file at contiguous offsets (is_mergeable_vma(), can_vma_merge_*()).
+      !prev.shm === !next.shm &&
+      (!prev.shm || (prev.shm.file === next.shm!.file && prev.shm.pgoff + (prev.end - prev.start) / PAGE_SIZE === next.shm!.pgoff)) &&
       prev.end === next.start &&
       prev.prot === next.prot &&
       prev.flags === next.flags &&
@@ -263,6 +299,15 @@ export class RefMm {
         this.vmas.splice(i + 1, 1);
       } else i++;
     }
+  }
+
+  newShmFile(pages: number): ShmFile {
+    return { id: ++this.files, pages, cache: new Map() };
+  }
+
+  /** The page index (in its file) of addr inside shmem VMA vma. */
+  static shmIndex(vma: Vma, addr: number): number {
+    return vma.shm!.pgoff + floor((addr - vma.start) / PAGE_SIZE);
   }
 
   newHugeFile(pool: '2M' | '1G'): HugeFile {

@@ -30,7 +30,9 @@ const pageAlign = (len: bigint): bigint => ((len + PAGE - 1n) & U64) & ~(PAGE - 
 export type MmapErrno = 'EINVAL' | 'ENOMEM' | 'EEXIST';
 
 /** The mapping kinds the reference models. */
-export type RefKind = 'anon' | 'hugetlb' | 'hugetlb-shared' | 'hugetlb-1g';
+export type RefKind = 'anon' | 'hugetlb' | 'hugetlb-shared' | 'hugetlb-1g' | 'shared-anon' | 'memfd-private' | 'memfd-shared';
+
+const SHMEM_KINDS = new Set<RefKind>(['shared-anon', 'memfd-private', 'memfd-shared']);
 
 /**
  * ksys_mmap_pgoff() + do_mmap() with MAP_FIXED_NOREPLACE, for private anonymous memory and
@@ -39,7 +41,7 @@ export type RefKind = 'anon' | 'hugetlb' | 'hugetlb-shared' | 'hugetlb-1g';
 export function doMmap(mm: RefMm, addr: bigint, lenIn: bigint, prot: number, kind: RefKind = 'anon'): MmapErrno | null {
   let lenArg = lenIn;
   let hsize = 0n;
-  if (kind !== 'anon') {
+  if (kind !== 'anon' && !SHMEM_KINDS.has(kind)) {
     // MAP_HUGETLB: len = ALIGN(len, huge_page_size(hs)), then hugetlb_file_setup().
     hsize = BigInt(hugeSizeOf(kind));
     lenArg = ((lenIn + hsize - 1n) & U64) & ~(hsize - 1n);
@@ -65,6 +67,17 @@ export function doMmap(mm: RefMm, addr: bigint, lenIn: bigint, prot: number, kin
     if (!hugetlbReservePages(mm, file, shared, 0, (end - start) / size)) return 'ENOMEM';
     file.users = 1;
     mm.insertVma({ start, end, prot, flags: 0, uffd: 0, anonVma: null, huge: { size, shared, file, pgoff: 0 } });
+    return null;
+  }
+  if (SHMEM_KINDS.has(kind)) {
+    // A new file of its own: shmem_zero_setup() (i_size = len) or the harness's memfd, ftruncate()d
+    // to the length asked for (so its last page is whole in the file). accountable_mapping(): a
+    // private writable mapping is VM_ACCOUNT, a shared one never (shmem accounts its own size).
+    const shared = kind !== 'memfd-private';
+    const file = mm.newShmFile(Number(len) / PAGE_SIZE);
+    const flags = !shared && prot & PROT_WRITE ? VM_ACCOUNT : 0;
+    mm.insertVma({ start, end, prot, flags, uffd: 0, anonVma: null, huge: null, shm: { file, pgoff: 0, shared } });
+    mm.mergeAround(start, end); // never with another mmap()'s file
     return null;
   }
   // mmap_region(): a private writable mapping is accounted (VM_ACCOUNT); new, no anon_vma yet.
@@ -224,11 +237,11 @@ function mprotectFixup(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number, 
     for (const part of mm.isolate(start, end)) part.prot = prot;
     return null;
   }
-  // Making a private mapping writable charges it; taking write away uncharges only an
-  // anonymous VMA that never got an anon_vma.
+  // Making a private mapping writable charges it (never a shared one); taking write away
+  // uncharges only an anonymous VMA (vma_is_anonymous(): not shmem) that never got an anon_vma.
   if (prot & PROT_WRITE) {
-    if (!(flags & VM_ACCOUNT) && !(vma.prot & PROT_WRITE)) flags |= VM_ACCOUNT;
-  } else if (flags & VM_ACCOUNT && vma.anonVma === null) {
+    if (!(flags & VM_ACCOUNT) && !(vma.prot & PROT_WRITE) && !vma.shm?.shared) flags |= VM_ACCOUNT;
+  } else if (flags & VM_ACCOUNT && vma.anonVma === null && !vma.shm) {
     flags &= ~VM_ACCOUNT;
   }
   for (const part of mm.isolate(start, end)) {

@@ -175,6 +175,9 @@ class PagemapScan {
       case 'swap':
         // A genuine swap entry: never FILE; WRITTEN unless pte_swp_uffd_wp().
         return PAGE_IS_SWAPPED | (pte.wp ? 0 : PAGE_IS_WRITTEN);
+      case 'file':
+        // A shmem page-cache page: not anonymous.
+        return PAGE_IS_PRESENT | PAGE_IS_FILE | (pte.wp ? 0 : PAGE_IS_WRITTEN);
     }
   }
 
@@ -451,6 +454,9 @@ class PagemapScan {
         return;
       case 'zero':
         this.mm.pteSet(addr, { kind: 'zero', wp: true });
+        return;
+      case 'file':
+        this.mm.pteSet(addr, { kind: 'file', wp: true });
         return;
       case 'guard':
         // is_swap_pte(): pte_swp_mkuffd_wp() on the guard marker

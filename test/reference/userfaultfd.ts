@@ -44,9 +44,9 @@ export const userfaultfdWp = (vma: Vma): boolean => (vma.uffd & VM_UFFD_WP) !== 
 export const userfaultfdWpAsync = (vma: Vma, ctx: UffdCtx | null): boolean =>
   vma.uffd !== 0 && ctx !== null && (ctx.features & UFFD_FEATURE_WP_ASYNC) !== 0n;
 
-/** userfaultfd_wp_use_markers(): file-based (hugetlb) always; anonymous with WP_UNPOPULATED. */
+/** userfaultfd_wp_use_markers(): file-based (hugetlb, shmem) always; anonymous with WP_UNPOPULATED. */
 export const userfaultfdWpUseMarkers = (vma: Vma, ctx: UffdCtx | null): boolean =>
-  userfaultfdWp(vma) && (vma.huge !== null || (ctx !== null && (ctx.features & UFFD_FEATURE_WP_UNPOPULATED) !== 0n));
+  userfaultfdWp(vma) && (vma.huge !== null || !!vma.shm || (ctx !== null && (ctx.features & UFFD_FEATURE_WP_UNPOPULATED) !== 0n));
 
 /** The MM_CP_* flags of change_protection() that matter here. */
 export interface ChangeProtection {
@@ -87,6 +87,11 @@ function changePteRange(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number,
       continue;
     }
     switch (old.kind) {
+      case 'file':
+        // A shmem page: only the bit changes (write permission is not visible here).
+        if (cp.uffdWp) mm.pteSet(addr, { kind: 'file', wp: true });
+        else if (cp.uffdWpResolve) mm.pteSet(addr, { kind: 'file', wp: false });
+        break;
       case 'page':
       case 'zero': {
         // pte_modify(oldpte, newprot): write permission comes from vm_page_prot, i.e. none.
@@ -144,9 +149,9 @@ export function userfaultfdApi(features: bigint): { ctx: UffdCtx | null; errno: 
 
 /** vma_can_userfault() */
 function vmaCanUserfault(vma: Vma, vmFlags: number, wpAsync: boolean): boolean {
-  if (vmFlags & VM_UFFD_MINOR && !vma.huge) return false; // only hugetlb and shmem
+  if (vmFlags & VM_UFFD_MINOR && !vma.huge && !vma.shm) return false; // only hugetlb and shmem
   if (wpAsync && vmFlags === VM_UFFD_WP) return true;
-  return true; // anonymous memory and hugetlb take any mode
+  return true; // anonymous memory, hugetlb and shmem take any mode
 }
 
 /** vma_kernel_pagesize() */
@@ -193,7 +198,10 @@ function userfaultfdClearVma(mm: RefMm, ctx: UffdCtx | null, vma: Vma): void {
  */
 function userfaultfdClearRange(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number, end: number): 'EINVAL' | null {
   if (userfaultfdWp(vma)) uffdWpRange(mm, ctx, vma, start, end, false);
-  if (!mm.mayIsolate(start, end)) return 'EINVAL';
+  if (!mm.mayIsolate(start, end)) {
+    if (userfaultfdWp(vma)) mm.note('hugetlb-unregister-unprotects-first');
+    return 'EINVAL';
+  }
   for (const part of mm.isolate(start, end)) part.uffd = 0;
   return null;
 }
