@@ -41,6 +41,7 @@ export class Process {
     readonly system: SystemConfig,
   ) {
     this.mm = new MmStruct(profile);
+    if (system.readAheadKb !== undefined) this.mm.raPages = Math.floor(system.readAheadKb / 4);
   }
 
   mmap(addr: bigint, size: bigint, kind: MemoryKind, prot: number): ErrnoName | null {

@@ -94,7 +94,7 @@ const INPUT_ERRORS: [string, string, string | RegExp][] = [
   ['__proto__ at the top', '__proto__: {steps: []}\nsteps: []\n', '1:1: __proto__: unknown key; valid keys for the top level: name, description, kernel, system, steps'],
   ['__proto__ in an op', STEP('write: {addr: m, size: 4p, __proto__: {stride: 1}}'), '3:32: write.__proto__: unknown key; valid keys for write: addr, size, stride'],
   ['__proto__ in expect', `${H}  - write: {addr: m, size: 1}\n    expect: {__proto__: 1}\n`, '4:14: write.expect.__proto__: unknown key; valid keys for expect: errno, ok, userfault, hang'],
-  ['__proto__ in system', 'system: {__proto__: {swap: on}}\nsteps: []\n', '1:10: system.__proto__: unknown key; valid keys for system: swap, thp, hugetlb_pages'],
+  ['__proto__ in system', 'system: {__proto__: {swap: on}}\nsteps: []\n', '1:10: system.__proto__: unknown key; valid keys for system: swap, thp, hugetlb_pages, read_ahead_kb'],
   // what the input says is shown escaped: no line breaks, terminal escapes or invisible text
   ['a quoted key with a newline', 'steps: []\n"a\\nb": 1\n', '2:1: ["a\\u000ab"]: unknown key; valid keys for the top level: name, description, kernel, system, steps'],
   ['a quoted key with a terminal escape', STEP('write: {addr: m, size: 1, "\\e[31mred": 1}'), '3:31: write["\\u001b[31mred"]: unknown key; valid keys for write: addr, size, stride'],

@@ -273,6 +273,7 @@ describe('program fields', () => {
     ['system: { swap: true }', { swap: true, thp: 'madvise' }],
     ['system:', { swap: false, thp: 'madvise' }],
     ['system: { hugetlb_pages: {} }', { swap: false, thp: 'madvise', hugetlbPages: {} }],
+    ['system: { read_ahead_kb: 128 }', { swap: false, thp: 'madvise', readAheadKb: 128 }],
   ])('%s', (line, system) => {
     expect(parse(`${line}\nsteps: []\n`).system).toEqual(system);
   });
@@ -382,6 +383,7 @@ describe('bad input → one located message', () => {
     ['thp', 'system: { thp: sometimes }\nsteps: []\n', 'x.yaml:1:16: system.thp: unknown thp mode "sometimes"; valid: always, madvise, never'],
     ['pool size', 'system: { hugetlb_pages: { 4M: 1 } }\nsteps: []\n', 'x.yaml:1:28: system.hugetlb_pages.4M: unknown key; valid keys for hugetlb_pages: 2M, 1G'],
     ['pool count', 'system: { hugetlb_pages: { 2M: -1 } }\nsteps: []\n', 'x.yaml:1:32: system.hugetlb_pages.2M: expected a count (an integer 0..2^53-1), got -1'],
+    ['read_ahead_kb below a page', 'system: { read_ahead_kb: 2 }\nsteps: []\n', 'x.yaml:1:26: system.read_ahead_kb: expected a read_ahead_kb of 4..1048576 (at least one page), got 2'],
     // Steps
     ['unknown op', withStep('mmapp: { addr: 1 }'), `x.yaml:3:5: step 2: unknown op "mmapp"; ${VALID_OPS}`],
     ['constructor as op', withStep('constructor: {}'), `x.yaml:3:5: step 2: unknown op "constructor"; ${VALID_OPS}`],

@@ -1,6 +1,6 @@
 // Every bundled scenario, replayed on this machine's kernel, agrees with the emulator step by
-// step. Scenarios that need swap, hugetlb pages or another THP mode get them for the run (root;
-// put back after).
+// step. Scenarios that need swap, hugetlb pages, another THP mode or another read_ahead_kb get
+// them for the run (root; put back after).
 // When the kernel cannot run them (no PAGEMAP_SCAN, no userfaultfd, no compiler, not root), one
 // loud line says what was skipped and why.
 
@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EnvironmentError } from '../src/errors';
 import { loadScenarioFile, type Program } from '../src/scenario';
-import { hugetlbPagesNeeded, withHugetlbPages, withSwapFile, withThpMode } from '../src/kernel';
+import { hugetlbPagesNeeded, withHugetlbPages, withReadAheadKb, withSwapFile, withThpMode } from '../src/kernel';
+import { DEFAULT_READ_AHEAD_KB } from '../src/scenario/program';
 import { runningKernel, summarize, verifyProgram, type Verification } from '../src/verify';
 
 const dir = path.join(__dirname, '..', 'scenarios');
@@ -25,12 +26,12 @@ beforeAll(async () => {
   const sharedPool = { '2M': Math.max(0, ...needed.map((n) => n['2M'])), '1G': Math.max(0, ...needed.map((n) => n['1G'])) };
   const groups = new Map<string, Program[]>();
   for (const p of programs) {
-    const key = JSON.stringify([p.system.swap, p.system.thp, p.system.hugetlbPages ? p.file : '']);
+    const key = JSON.stringify([p.system.swap, p.system.thp, p.system.readAheadKb, p.system.hugetlbPages ? p.file : '']);
     groups.set(key, [...(groups.get(key) ?? []), p]);
   }
   try {
     for (const list of groups.values()) {
-      const { swap, thp, hugetlbPages } = list[0].system;
+      const { swap, thp, hugetlbPages, readAheadKb } = list[0].system;
       const pool = hugetlbPages ? hugetlbPagesNeeded(list[0]) : sharedPool;
       let run = async () => {
         for (const p of list) results.set(path.basename(p.file), await verifyProgram(p));
@@ -38,7 +39,8 @@ beforeAll(async () => {
       const verifyGroup = run;
       const withPool = () => (pool['2M'] || pool['1G'] ? withHugetlbPages(pool, verifyGroup) : verifyGroup());
       run = swap ? () => withSwapFile(64 * 1024 * 1024, withPool) : withPool;
-      await withThpMode(thp, run);
+      const withSwap = run;
+      await withReadAheadKb(readAheadKb ?? DEFAULT_READ_AHEAD_KB, () => withThpMode(thp, withSwap));
     }
   } catch (e) {
     if (!(e instanceof EnvironmentError)) throw e;

@@ -80,6 +80,7 @@ export function buildProgram(io: Io, exit: { code: number }): Command {
     .option('--setup-hugetlb <n>', 'raise the 2 MiB hugetlb pool by N pages for the run (root; restored afterwards)')
     .option('--setup-swap <size>', 'add a swap file of SIZE (e.g. 256M) for the run (root; removed afterwards)')
     .option('--setup-thp', "set the THP mode to the scenarios' system.thp for the run (root; restored afterwards)")
+    .option('--setup-read-ahead', "set read_ahead_kb of /var/tmp's disk to the scenarios' system.read_ahead_kb for the run (root; restored afterwards)")
     .action(async (paths: string[], opts) => {
       exit.code = await verifyCommand(paths, opts, io, opts.json ? makeChalk(0) : chalkFor());
     });
@@ -99,6 +100,7 @@ export function buildProgram(io: Io, exit: { code: number }): Command {
     .option('--setup-hugetlb <n>', 'raise the 2 MiB hugetlb pool by N pages for the run (root; restored afterwards)')
     .option('--setup-swap <size>', 'add a swap file of SIZE (e.g. 256M) for the run (root; removed afterwards)')
     .option('--setup-thp', "set the THP mode to the scenarios' system.thp for the run (root; restored afterwards)")
+    .option('--setup-read-ahead', "set read_ahead_kb of /var/tmp's disk to the scenarios' system.read_ahead_kb for the run (root; restored afterwards)")
     .action(async (files: string[], opts) => {
       exit.code = await recordCommand(files, opts, io);
     });

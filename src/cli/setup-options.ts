@@ -2,8 +2,8 @@
 // and always put back afterwards (src/kernel/setup.ts).
 
 import { InputError } from '../errors';
-import { hugetlbPagesNeeded, withHugetlbPages, withSwapFile, withThpMode } from '../kernel';
-import type { Program } from '../scenario/program';
+import { hugetlbPagesNeeded, withHugetlbPages, withReadAheadKb, withSwapFile, withThpMode } from '../kernel';
+import { DEFAULT_READ_AHEAD_KB, type Program } from '../scenario/program';
 import { parseSize } from '../scenario/values';
 
 export interface SetupOptions {
@@ -11,6 +11,8 @@ export interface SetupOptions {
   setupSwap?: string;
   /** Set the THP mode the scenarios' `system.thp` asks for. */
   setupThp?: boolean;
+  /** Set the disk's read_ahead_kb to the scenarios' `system.read_ahead_kb`. */
+  setupReadAhead?: boolean;
 }
 
 /** --setup-hugetlb N and --setup-swap SIZE, restored afterwards whatever happens. */
@@ -36,6 +38,12 @@ export async function withSetup<T>(opts: SetupOptions, programs: Program[], fn: 
     if (modes.length > 1) throw new InputError({ file: '--setup-thp' }, undefined, `the scenarios ask for different THP modes (${modes.join(', ')}): run them separately`);
     const inner = run;
     run = () => withThpMode(modes[0], inner);
+  }
+  if (opts.setupReadAhead) {
+    const sizes = [...new Set(programs.map((p) => p.system.readAheadKb ?? DEFAULT_READ_AHEAD_KB))];
+    if (sizes.length > 1) throw new InputError({ file: '--setup-read-ahead' }, undefined, `the scenarios ask for different read_ahead_kb (${sizes.join(', ')}): run them separately`);
+    const inner = run;
+    run = () => withReadAheadKb(sizes[0], inner);
   }
   return run();
 }

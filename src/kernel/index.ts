@@ -17,6 +17,17 @@ export {
 export type { KernelRunOptions } from './run';
 export { exportC, replayRuntime } from './export-c';
 export type { ExportCOptions } from './export-c';
-export { HUGETLB_POOLS, SWAP_DIR, currentThpMode, swapActive, withHugetlbPages, withSwapFile, withThpMode } from './setup';
+export {
+  FILE_DIR,
+  HUGETLB_POOLS,
+  SWAP_DIR,
+  currentThpMode,
+  fileDirReadAheadKb,
+  swapActive,
+  withHugetlbPages,
+  withReadAheadKb,
+  withSwapFile,
+  withThpMode,
+} from './setup';
 export type { ThpMode } from './setup';
 export type { HugetlbSize } from './setup';

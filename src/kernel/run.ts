@@ -5,8 +5,9 @@ import * as fs from 'fs';
 
 import { EnvironmentError } from '../errors';
 import { PMD_SIZE, PUD_SIZE, UFFD_API_FEATURES, UFFD_FEATURES } from '../uapi';
-import type { Program } from '../scenario/program';
+import { DEFAULT_READ_AHEAD_KB, type Program } from '../scenario/program';
 import { type CompileOptions, replayBinary } from './build';
+import { FILE_DIR, fileDirReadAheadKb } from './setup';
 import {
   type HarnessInfo,
   type KernelRun,
@@ -188,6 +189,16 @@ export function environmentWarnings(program: Program): string[] {
       warnings.push('the scenario assumes swap is on but no swap device is active (see --setup-swap)');
     } else if (!program.system.swap && active) {
       warnings.push('the scenario assumes no swap but a swap device is active: pageout may swap anonymous pages out');
+    }
+  }
+  if (program.steps.some((s) => s.op.op === 'mmap' && s.op.kind.startsWith('file-'))) {
+    const want = program.system.readAheadKb ?? DEFAULT_READ_AHEAD_KB;
+    const have = fileDirReadAheadKb();
+    if (have !== undefined && have !== want) {
+      warnings.push(
+        `the scenario assumes read_ahead_kb ${want} for disk files but the disk of ${FILE_DIR} has ${have} ` +
+          `(set system.read_ahead_kb: ${have} to model this machine)`,
+      );
     }
   }
   const needed = hugetlbPagesNeeded(program);

@@ -181,6 +181,60 @@ export function swapActive(): boolean | undefined {
   }
 }
 
+/** Where the harness creates the files of disk-file mappings (FILE_DIR in replay.c). */
+export const FILE_DIR = '/var/tmp';
+
+/**
+ * read_ahead_kb of the disk FILE_DIR is on (its backing_dev_info: the whole disk's queue for a
+ * partition), or undefined when it cannot be found.
+ */
+export function fileDirReadAheadKb(): number | undefined {
+  const file = readAheadFile();
+  return file === undefined ? undefined : Number(fs.readFileSync(file, 'utf8').trim());
+}
+
+function readAheadFile(): string | undefined {
+  try {
+    const dev = fs.statSync(FILE_DIR).dev;
+    const major = (dev & 0xfff00) >> 8;
+    const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+    for (const queue of ['queue', '../queue']) {
+      const file = `/sys/dev/block/${major}:${minor}/${queue}/read_ahead_kb`;
+      if (fs.existsSync(file)) return file;
+    }
+  } catch {
+    // No such device in sysfs (a network or virtual filesystem): unknown.
+  }
+  return undefined;
+}
+
+/**
+ * Run `fn` with read_ahead_kb of FILE_DIR's disk set to `kb` (root), put back afterwards whatever
+ * happens. Files opened meanwhile take it as their readahead size (file_ra_state_init()).
+ */
+export async function withReadAheadKb<T>(kb: number, fn: () => T | Promise<T>): Promise<T> {
+  const before = fileDirReadAheadKb();
+  if (before === kb) return fn();
+  requireRoot('--setup-read-ahead');
+  const file = readAheadFile();
+  if (file === undefined || before === undefined) throw new EnvironmentError(`cannot find the read_ahead_kb of the disk under ${FILE_DIR}`);
+  const restore = (): void => {
+    try {
+      fs.writeFileSync(file, `${before}\n`);
+    } catch {
+      // Best effort: nothing better to do on the way out.
+    }
+  };
+  return withRestore(restore, () => {
+    try {
+      fs.writeFileSync(file, `${kb}\n`);
+    } catch (e) {
+      throw new EnvironmentError(`cannot set ${file} to ${kb}: ${(e as Error).message}`);
+    }
+    return fn();
+  });
+}
+
 export const THP_ENABLED = '/sys/kernel/mm/transparent_hugepage/enabled';
 export type ThpMode = 'always' | 'madvise' | 'never';
 

@@ -47,12 +47,15 @@ export class AddressSpace {
   /** file->f_ra.mmap_miss: up on cold faults, down on hits; read-around stops past 100. */
   mmapMiss = 0;
   /** file->f_ra: the readahead window of a disk file (readahead.ts). */
-  readonly ra = new FileRaState();
+  readonly ra: FileRaState;
   constructor(
     /** shmem (tmpfs, memfd, MAP_SHARED|MAP_ANONYMOUS) rather than a disk file. */
     readonly shmem: boolean,
     readonly sizePages: number,
-  ) {}
+    raPages?: number,
+  ) {
+    this.ra = new FileRaState(raPages);
+  }
 
   isCached(off: number): boolean {
     return ((this.cache.get(off) ?? 0) & FOLIO) !== 0;

@@ -54,6 +54,9 @@ export class MmStruct {
   /** Which kernel's behaviour this mm follows where kernels differ. */
   constructor(readonly profile: KernelProfile = PROFILES[DEFAULT_PROFILE]) {}
 
+  /** The read_ahead_kb of the disk new disk-file mappings are on, in pages (file_ra_state_init()). */
+  raPages?: number;
+
   /** Sorted by start; never overlapping. */
   vmas: Vma[] = [];
   readonly pte = new Level(PAGE_SHIFT);

@@ -73,7 +73,7 @@ export function doMmap(
   }
   if (FILE_KINDS.includes(kind)) {
     // Each mapping gets a file of its own size: a new disk file, memfd, or shmem object.
-    vma.mapping = new AddressSpace(!kind.startsWith('file-'), size / PAGE_SIZE);
+    vma.mapping = new AddressSpace(!kind.startsWith('file-'), size / PAGE_SIZE, mm.raPages);
     vma.fileBase = start;
   }
   mm.insertVma(vma);

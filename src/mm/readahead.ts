@@ -12,16 +12,20 @@
 // Every rule was checked on Linux 6.18.44 (this machine), see scenarios/file-*.yaml.
 
 import { PAGE_SIZE, PMD_SIZE, PROT_EXEC, UFFD_REGISTER_MODES } from '../uapi';
+import { DEFAULT_READ_AHEAD_KB } from '../scenario/program';
 import { roundDown, type MmStruct } from './mm';
 import { RunMap } from './runmap';
 import { HUGE_LEAF, isHugeLeaf, PTE_FILE, PTE_MARKER_UFFD_WP, PTE_PRESENT, PTE_UFFD_WP, ptePresent } from './pte';
 import { userfaultfdWp, VM_RAND_READ, VM_SEQ_READ, type Vma } from './vma';
 
 /**
- * file->f_ra.ra_pages: the ra_pages of the disk's backing_dev_info. This machine's disk (vda)
- * has read_ahead_kb = 8192, so 2048 pages (the kernel's default would be 32).
+ * The default file->f_ra.ra_pages: the machines here have read_ahead_kb = 8192 on the disk of
+ * /var/tmp (vda), so 2048 pages (a disk without a driver setting has 128 KiB: 32 pages).
+ * `system.read_ahead_kb` sets it per scenario.
  */
-export const RA_PAGES = 2048;
+export const RA_PAGES = DEFAULT_READ_AHEAD_KB / 4;
+/** bdi->io_pages of that disk: max_sectors_kb = 4096, 1024 pages (force_page_cache_ra()). */
+const IO_PAGES = 1024;
 /** MAX_PAGECACHE_ORDER on x86-64 (HPAGE_PMD_ORDER); ext4 allows it (mapping_max_folio_order()). */
 const MAX_PAGECACHE_ORDER = 9;
 const HPAGE_PMD_ORDER = 9;
@@ -47,6 +51,8 @@ export const folioOrder = (value: number): number => (value & ORDER_MASK) >> ORD
 
 /** struct file_ra_state, but mmap_miss (AddressSpace.mmapMiss). prev_pos stays -1: no read(). */
 export class FileRaState {
+  /** file_ra_state_init(): the backing device's ra_pages. */
+  constructor(readonly raPages = RA_PAGES) {}
   start = 0;
   size = 0;
   asyncSize = 0;
@@ -224,7 +230,7 @@ export function pageCacheRaOrder(m: DiskFile, index: number): void {
  */
 export function pageCacheSyncRa(m: DiskFile, index: number, reqCount: number): void {
   const ra = m.ra;
-  const maxPages = RA_PAGES;
+  const maxPages = m.ra.raPages;
   if (index !== 0 && reqCount <= maxPages) {
     doPageCacheRa(m, index, reqCount, 0);
     return;
@@ -255,7 +261,7 @@ function pageCacheNextMiss(m: DiskFile, index: number, max: number): number {
 export function pageCacheAsyncRa(m: DiskFile, folio: Folio, index: number, reqCount: number): void {
   const ra = m.ra;
   setFolioFlags(m, folio, 0, PG_READAHEAD);
-  const maxPages = RA_PAGES;
+  const maxPages = m.ra.raPages;
   const nr = folio.end - folio.start;
   const expected = roundDown(ra.start + ra.size - ra.asyncSize, nr);
   if (index === expected) {
@@ -280,11 +286,11 @@ export function pageCacheAsyncRa(m: DiskFile, folio: Folio, index: number, reqCo
 }
 
 /**
- * MADV_WILLNEED: force_page_cache_ra() reads at most max(io_pages, ra_pages) = 2048 pages from
+ * MADV_WILLNEED: force_page_cache_ra() reads at most max(io_pages, ra_pages) pages from
  * the start of the range, as order-0 folios without a mark; the window is not touched.
  */
 export function forcePageCacheRa(m: DiskFile, index: number, nr: number): void {
-  nr = Math.min(nr, RA_PAGES);
+  nr = Math.min(nr, Math.max(IO_PAGES, m.ra.raPages));
   for (let done = 0; done < nr; done += 512) doPageCacheRa(m, index + done, Math.min(512, nr - done), 0);
 }
 
@@ -314,7 +320,7 @@ export function doSyncMmapReadahead(vma: Vma, off: number): void {
   const exec = (vma.prot & PROT_EXEC) !== 0;
   if (vma.advice & VM_RAND_READ && !exec) return;
   if (vma.advice & VM_SEQ_READ) {
-    pageCacheSyncRa(m, off, RA_PAGES);
+    pageCacheSyncRa(m, off, m.ra.raPages);
     return;
   }
   if (m.mmapMiss < MMAP_LOTSAMISS * 10) m.mmapMiss++;
@@ -323,12 +329,12 @@ export function doSyncMmapReadahead(vma: Vma, off: number): void {
     // exec_folio_order() is 0 on x86; the window ends at the VMA's end, async_size 0.
     const vmaEnd = pgoff(vma, vma.end);
     ra.start = Math.max(off, pgoff(vma, vma.start));
-    ra.size = Math.min(ra.start + RA_PAGES, vmaEnd) - ra.start;
+    ra.size = Math.min(ra.start + m.ra.raPages, vmaEnd) - ra.start;
     ra.asyncSize = 0;
   } else {
-    ra.start = Math.max(0, off - RA_PAGES / 2);
-    ra.size = RA_PAGES;
-    ra.asyncSize = RA_PAGES / 4;
+    ra.start = Math.max(0, off - m.ra.raPages / 2);
+    ra.size = m.ra.raPages;
+    ra.asyncSize = m.ra.raPages / 4;
   }
   ra.order = 0;
   pageCacheRaOrder(m, ra.start);
@@ -344,7 +350,7 @@ export function doAsyncMmapReadahead(vma: Vma, folio: Folio, off: number): boole
   if (vma.advice & VM_RAND_READ) return false;
   if (m.mmapMiss > 0) m.mmapMiss--;
   if (!(folio.value & PG_READAHEAD)) return false;
-  pageCacheAsyncRa(m, folio, off, RA_PAGES);
+  pageCacheAsyncRa(m, folio, off, m.ra.raPages);
   return true;
 }
 

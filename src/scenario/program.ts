@@ -94,10 +94,15 @@ export interface Step {
   where: Where;
 }
 
+/** read_ahead_kb of the disk under /var/tmp on the machines here (vda); a plain disk has 128. */
+export const DEFAULT_READ_AHEAD_KB = 8192;
+
 export interface SystemConfig {
   swap: boolean;
   thp: 'always' | 'madvise' | 'never';
   hugetlbPages?: { '2M'?: number; '1G'?: number };
+  /** read_ahead_kb of the disk behind disk-file mappings (default DEFAULT_READ_AHEAD_KB). */
+  readAheadKb?: number;
 }
 
 export interface Program {

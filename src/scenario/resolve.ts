@@ -83,6 +83,7 @@ export function resolve(src: Source, raw: RawScenario, file: string): Program {
     if (sys.hugetlb_pages['1G'] !== undefined) pools['1G'] = sys.hugetlb_pages['1G'];
     program.system.hugetlbPages = pools;
   }
+  if (sys.read_ahead_kb !== undefined) program.system.readAheadKb = sys.read_ahead_kb;
   return program;
 }
 

@@ -303,6 +303,11 @@ const systemSchema = mapping(
     }).optional(),
     thp: value((r) => parseEnum(r, ['always', 'madvise', 'never'] as const, 'thp mode')).optional(),
     hugetlb_pages: mapping({ '2M': value(parseCount).optional(), '1G': value(parseCount).optional() }, 'hugetlb_pages').optional(),
+    read_ahead_kb: value((r): number => {
+      const kb = parseCount(r);
+      if (kb < 4 || kb > 1 << 20) throw new ValueError(`expected a read_ahead_kb of 4..1048576 (at least one page), got ${describe(r)}`);
+      return kb;
+    }).optional(),
   },
   'system',
 );
