@@ -66,9 +66,10 @@ export class AddressSpace {
     return this.isCached(off) && folioOrder(this.cache.get(off)!) === PMD_ORDER;
   }
 
-  /** The 512 pages from start (aligned) are now one PMD-size folio. */
+  /** The 512 pages from start (aligned) are now one PMD-size folio (collapse_file(): dirty). */
   setHugeFolio(start: number): void {
     this.cache.set(start, start + HPAGE_PMD_NR, folioValue(PMD_ORDER));
+    if (this.shmem) this.dirty.set(start, start + HPAGE_PMD_NR, 1);
   }
 
   /** The first page of each large folio (order >= 1) that has a page in [start, end). */
@@ -115,10 +116,16 @@ function shmemGetFolio(vma: Vma, ctx: UffdCtx | null, off: number): void {
   const m = vma.mapping!;
   const entry = m.cache.get(off);
   if (entry !== undefined && vma.uffd & UFFD_REGISTER_MODES.MINOR) handleUserfault(ctx, 'MINOR');
-  if (entry === SWAPPED_OUT) m.cache.set(off, off + 1, CACHED);
+  // shmem_swapin_folio(): the page is back in the cache, dirty (its swap entry is freed).
+  if (entry === SWAPPED_OUT) {
+    m.cache.set(off, off + 1, CACHED);
+    m.dirty.set(off, off + 1, 1);
+  }
   if (entry !== undefined) return;
   if (vma.uffd & UFFD_REGISTER_MODES.MISSING) handleUserfault(ctx, 'MISSING');
+  // shmem_alloc_and_add_folio(): a new page, zeroed and up to date but clean.
   m.cache.set(off, off + 1, CACHED);
+  m.dirty.set(off, off + 1, undefined);
 }
 
 /**
@@ -292,6 +299,13 @@ export function filePageout(mm: MmStruct, vma: Vma, start: number, end: number, 
     if (!ptePresent(run.value) || !(run.value & PTE_FILE)) continue;
     const marker = keepWp && run.value & PTE_UFFD_WP ? PTE_MARKER_UFFD_WP : undefined;
     mm.pte.map.set(run.start, run.end, marker);
-    if (swap) m.cache.set(pgoff(vma, run.start * PAGE_SIZE), pgoff(vma, run.end * PAGE_SIZE), SWAPPED_OUT);
+    // shrink_folio_list(): a clean page leaves the cache (__remove_mapping()); a dirty one goes
+    // to shmem_writeout(): to swap, or without swap redirtied and kept.
+    const lo = pgoff(vma, run.start * PAGE_SIZE);
+    const hi = pgoff(vma, run.end * PAGE_SIZE);
+    for (const seg of [...m.dirty.segments(lo, hi)]) {
+      if (seg.value === undefined) m.cache.set(seg.start, seg.end, undefined);
+      else if (swap) m.cache.set(seg.start, seg.end, SWAPPED_OUT);
+    }
   }
 }

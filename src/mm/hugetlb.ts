@@ -134,12 +134,16 @@ function hugetlbNoPage(vma: Vma, ctx: UffdCtx | null, slot: number, poolHasFreeP
 }
 
 /**
- * hugetlb_change_protection() with the uffd-wp flags over [start, end) (huge-page aligned):
+ * hugetlb_change_protection() with the uffd-wp flags over every huge page [start, end) reaches:
  * protecting gives present pages the bit and none slots (allocating missing tables) a marker;
  * un-protecting clears the bits and drops the markers.
  */
 export function hugetlbChangeProtection(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, start: number, end: number, enable: boolean): void {
-  const { entries } = hugetlbLevels(mm, vma);
+  const { entries, size } = hugetlbLevels(mm, vma);
+  // Every huge page the range reaches (hugetlb_walk() of each address): userfaultfd_clear_vma()
+  // un-protects a whole page before its split inside it fails.
+  start = roundDown(start, size);
+  end = roundDown(end + size - 1, size);
   if (enable && userfaultfdWpUseMarkers(vma, ctx)) {
     hugetlbAllocTables(mm, vma, start, end);
     for (const seg of [...entries.map.segments(entries.index(start), entries.index(end))]) {

@@ -20,31 +20,16 @@
 // kernel in scenarios/hang-hugetlb-stale-wp.yaml), the hugetlb pool (hugetlb-pool-*: mmap reserves
 // against free - reserved pages, a freed private page restores its reservation, a shared file keeps
 // pages and reservations until its last VMA goes, a hole punch keeps those of unfaulted indices, a
-// fault with no page is SIGBUS).
+// fault with no page is SIGBUS), MADV_PAGEOUT of a clean shmem page dropping it from the cache
+// (shmem-pageout-clean), UFFDIO_UNREGISTER un-protecting a whole huge page before its split fails
+// (hugetlb-unregister-partial).
 
 export interface KnownBugEntry {
   scenarios: readonly string[];
   what: string;
 }
 
-export const KNOWN_BUGS = {
-  'shmem-pageout-clean': {
-    scenarios: ['shmem-pageout-clean.yaml'],
-    what:
-      'MADV_PAGEOUT of a clean shmem page (allocated by a read fault, never written) removes it from ' +
-      'the page cache (shrink_folio_list(): no writeout for a clean folio, __remove_mapping()), so ' +
-      'fault-around no longer maps it; only a dirty page stays (redirtied without swap) or goes to ' +
-      'swap. The engine keeps every unmapped shmem page in the cache',
-  },
-  'hugetlb-unregister-unprotects-first': {
-    scenarios: ['hugetlb-unregister-partial.yaml'],
-    what:
-      'UFFDIO_UNREGISTER over part of a huge page of a uffd-wp hugetlb VMA: userfaultfd_clear_vma() ' +
-      'un-protects the range first (hugetlb_change_protection() reaches the whole huge page: its bit ' +
-      'or marker goes), then the split inside the huge page fails (EINVAL); the engine fails before ' +
-      'un-protecting',
-  },
-} satisfies Record<string, KnownBugEntry>;
+export const KNOWN_BUGS = {} satisfies Record<string, KnownBugEntry>;
 
 export type KnownBug = keyof typeof KNOWN_BUGS;
 

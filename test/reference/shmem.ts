@@ -187,10 +187,7 @@ export function shmPageout(mm: RefMm, vma: Vma, start: number, end: number): voi
     const idx = RefMm.shmIndex(vma, addr);
     const page = cache.get(idx);
     if (!page) throw new Error('reference bug: a mapped shmem page not in the page cache');
-    if (!page.dirty) {
-      cache.delete(idx);
-      mm.note('shmem-pageout-clean');
-    }
+    if (!page.dirty) cache.delete(idx);
     else if (mm.swap) page.swapped = true;
   }
 }

@@ -198,10 +198,7 @@ function userfaultfdClearVma(mm: RefMm, ctx: UffdCtx | null, vma: Vma): void {
  */
 function userfaultfdClearRange(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: number, end: number): 'EINVAL' | null {
   if (userfaultfdWp(vma)) uffdWpRange(mm, ctx, vma, start, end, false);
-  if (!mm.mayIsolate(start, end)) {
-    if (userfaultfdWp(vma)) mm.note('hugetlb-unregister-unprotects-first');
-    return 'EINVAL';
-  }
+  if (!mm.mayIsolate(start, end)) return 'EINVAL';
   for (const part of mm.isolate(start, end)) part.uffd = 0;
   return null;
 }
