@@ -112,6 +112,8 @@ export class Process {
         if (outcome !== 'ok') {
           result ??= outcome;
           if (!goOn) return result;
+        } else if (write) {
+          this.stored(page, next);
         }
         // Every page of the run faults alike, so a failing run is skipped whole.
         page = next;
@@ -128,9 +130,20 @@ export class Process {
       if (outcome !== 'ok') {
         result ??= outcome;
         if (!goOn) return result;
+      } else if (write) {
+        this.stored(page, page + PAGE_SIZE);
       }
     }
     return result;
+  }
+
+  /**
+   * The touch stored a byte in every page of [start, end): their contents are no longer zero
+   * (a split maps only zero-filled pages to the zero page). A fault alone, as MADV_POPULATE_WRITE
+   * makes, stores nothing.
+   */
+  private stored(start: number, end: number): void {
+    this.mm.data.set(this.mm.pte.index(start), this.mm.pte.index(end), 1);
   }
 
   /**

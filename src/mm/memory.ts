@@ -83,16 +83,12 @@ export function handleMmFault(
     if (vma.uffd & UFFD_REGISTER_MODES.MISSING) handleUserfault(ctx, 'MISSING');
     mm.anonVmaPrepare(vma); // before the huge zero page too (vmf_anon_prepare())
     doHugePmdAnonymousPage(mm, start, write);
-    if (write) mm.data.set(mm.pte.index(start), mm.pte.index(blockEnd), 1);
     return { outcome: 'ok', next: blockEnd };
   }
   const pmd = mm.pmd.get(start);
   if (isHugeLeaf(pmd)) {
     if (!write) return { outcome: 'ok', next: blockEnd };
-    if (!wpHugePmd(mm, vma, ctx, start, pmd!)) {
-      mm.data.set(mm.pte.index(start), mm.pte.index(blockEnd), 1);
-      return { outcome: 'ok', next: blockEnd };
-    }
+    if (!wpHugePmd(mm, vma, ctx, start, pmd!)) return { outcome: 'ok', next: blockEnd };
     end = blockEnd; // split: the pages go on at PTE level
   }
   return { outcome: handlePteFault(mm, vma, ctx, start, end, write), next: end };
@@ -129,10 +125,7 @@ function handlePteFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, start: numb
   if (next === 'SIGSEGV') return next;
   // A new anonymous page needs the VMA's anon_vma; the zero page does not.
   if (write) mm.anonVmaPrepare(vma);
-  const lo = mm.pte.index(start);
-  const hi = mm.pte.index(end);
-  if (write) mm.data.set(lo, hi, 1);
-  else if (next & PTE_ZERO) mm.data.set(lo, hi, undefined);
+  if (next & PTE_ZERO) mm.data.set(mm.pte.index(start), mm.pte.index(end), undefined);
   if (next === pte) return 'ok';
   mm.allocPteTables(start, end);
   mm.pte.set(start, end, next);
