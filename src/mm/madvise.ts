@@ -8,6 +8,7 @@ import type { MmStruct } from './mm';
 import {
   PTE_FILE,
   PTE_LAZYFREE,
+  PTE_LAZYFREE_DIRTY,
   PTE_MARKER_GUARD,
   PTE_SPECIAL,
   PTE_SOFT_DIRTY,
@@ -156,7 +157,7 @@ function madviseFree(mm: MmStruct, r: VmaRange): ErrnoName | null {
   // Swap entries are freed (the slots become none); anonymous pages become lazily freed.
   mm.pte.map.update(mm.pte.index(r.start), mm.pte.index(r.end), (pte) => {
     if (pteKind(pte) === PTE_SWAP) return undefined;
-    return ptePresent(pte) && !(pte & (PTE_ZERO | PTE_SPECIAL)) ? pte | PTE_LAZYFREE : pte;
+    return ptePresent(pte) && !(pte & (PTE_ZERO | PTE_SPECIAL)) ? (pte & ~PTE_LAZYFREE_DIRTY) | PTE_LAZYFREE : pte;
   });
   return null;
 }
@@ -178,13 +179,15 @@ function madvisePageout(mm: MmStruct, r: VmaRange): ErrnoName | null {
       end = Math.max(end, block + PMD_SIZE);
     }
   }
-  // Reclaim discards clean lazily-freed pages, whatever their uffd-wp bit, and swaps the rest.
+  // Reclaim discards clean lazily-freed pages, whatever their uffd-wp bit, and swaps the rest
+  // but those written since MADV_FREE: made swapbacked again, they stay (activated) this time.
   for (const run of [...mm.pte.map.runs(mm.pte.index(r.start), mm.pte.index(r.end))]) {
     if (!ptePresent(run.value) || !(run.value & PTE_LAZYFREE)) continue;
     mm.pte.map.set(run.start, run.end, undefined);
     mm.data.set(run.start, run.end, undefined);
   }
   if (r.swap) mm.pte.map.update(mm.pte.index(start), mm.pte.index(end), swapOut);
+  mm.pte.map.update(mm.pte.index(r.start), mm.pte.index(r.end), (pte) => pte & ~PTE_LAZYFREE_DIRTY);
   return null;
 }
 
@@ -195,7 +198,7 @@ function coversBlock(block: number, r: VmaRange): boolean {
 
 /** try_to_unmap() of an anonymous page into swap: the zero page and markers are left alone. */
 function swapOut(pte: Pte): Pte {
-  if (!ptePresent(pte) || pte & (PTE_ZERO | PTE_FILE)) return pte;
+  if (!ptePresent(pte) || pte & (PTE_ZERO | PTE_FILE | PTE_LAZYFREE_DIRTY)) return pte;
   return PTE_SWAP | (pte & (PTE_UFFD_WP | PTE_SOFT_DIRTY));
 }
 

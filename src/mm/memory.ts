@@ -13,6 +13,7 @@ import {
   isUffdWpMarker,
   ptePresent,
   PTE_LAZYFREE,
+  PTE_LAZYFREE_DIRTY,
   PTE_PRESENT,
   PTE_SOFT_DIRTY,
   PTE_SWAP,
@@ -152,7 +153,7 @@ function faultedPte(vma: Vma, ctx: UffdCtx | null, pte: Pte | undefined, write: 
   if (!ptePresent(pte)) throw new Error(`internal: an anonymous fault on entry ${pte}`);
   if (!write) return pte;
   // A write dirties the page: a MADV_FREE'd page is not free to discard any more.
-  pte &= ~PTE_LAZYFREE;
+  if (pte & PTE_LAZYFREE) pte = (pte & ~PTE_LAZYFREE) | PTE_LAZYFREE_DIRTY;
   // A writable page does not fault at all, whatever stale uffd-wp bit it carries.
   if (pte & PTE_WRITE) return pte;
   // do_wp_page(): in a uffd-wp VMA the bit is resolved; elsewhere the page is reused as it is,

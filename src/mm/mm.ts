@@ -127,18 +127,24 @@ export class MmStruct {
     return this.vmasIn(start, end);
   }
 
-  /** Merge each VMA touching [start, end) with compatible neighbours (vma_merge()). */
+  /**
+   * vma_merge() of the new or changed VMA [start, end) with its neighbours: the next one if it
+   * starts at end, the previous one if it ends at start. Only those two: VMAs further away that
+   * could merge but were not changed stay apart, as in the kernel.
+   */
   mergeAround(start: number, end: number): void {
-    let i = Math.max(0, this.findVmaIndex(start) - 1);
-    while (i + 1 < this.vmas.length && this.vmas[i].start <= end) {
-      const prev = this.vmas[i];
-      const next = this.vmas[i + 1];
-      if (canMerge(prev, next)) {
-        const merged = { ...prev, end: next.end, softDirty: prev.softDirty || next.softDirty, anonVma: prev.anonVma ?? next.anonVma };
-        this.vmas.splice(i, 2, merged);
-      }
-      else i++;
-    }
+    this.mergeAt(end);
+    this.mergeAt(start);
+  }
+
+  /** Merge the VMA ending at addr with the one starting there, if they are compatible. */
+  private mergeAt(addr: number): void {
+    const i = this.findVmaIndex(addr) - 1;
+    const prev = this.vmas[i];
+    const next = this.vmas[i + 1];
+    if (!prev || !next || prev.end !== addr || next.start !== addr || !canMerge(prev, next)) return;
+    const merged = { ...prev, end: next.end, softDirty: prev.softDirty || next.softDirty, anonVma: prev.anonVma ?? next.anonVma };
+    this.vmas.splice(i, 2, merged);
   }
 
   insertVma(vma: Vma): void {

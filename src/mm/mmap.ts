@@ -124,7 +124,7 @@ export function splitVmas(mm: MmStruct, start: number, end: number): Vma[] {
  * returns new fields is split to the range and changed; VMAs that would not change are left
  * whole (mprotect_fixup(), madvise_update_vma() and userfaultfd_register_range() all skip them).
  * A split a hugetlb VMA refuses stops the walk with EINVAL (the VMAs before it stay changed).
- * Then neighbours merge. `change` sees the part of the VMA in the range.
+ * Then each changed part merges with its neighbours. `change` sees the part of the VMA in the range.
  */
 export function modifyVmas(
   mm: MmStruct,
@@ -134,6 +134,7 @@ export function modifyVmas(
 ): { error: ErrnoName | null; stoppedAt: number } {
   let stoppedAt = end;
   let error: ErrnoName | null = null;
+  const changed: [number, number][] = [];
   for (const vma of mm.vmasIn(start, end)) {
     const lo = Math.max(start, vma.start);
     const hi = Math.min(end, vma.end);
@@ -145,8 +146,10 @@ export function modifyVmas(
       break;
     }
     for (const part of splitVmas(mm, lo, hi)) Object.assign(part, fields);
+    changed.push([lo, hi]);
   }
-  mm.mergeAround(start, end);
+  // vma_modify() merges a changed VMA with its neighbours; VMAs left as they were merge with none.
+  for (const [lo, hi] of changed) mm.mergeAround(lo, hi);
   return { error, stoppedAt };
 }
 

@@ -35,6 +35,11 @@ export const PTE_LAZYFREE = 1 << 10;
  * fault. Write-protecting it again clears this.
  */
 export const PTE_WRITE = 1 << 11;
+/**
+ * A lazily-freed page written since MADV_FREE: its folio is still !swapbacked but the PTE is
+ * dirty, so reclaim makes it swapbacked again and keeps it (shrink_folio_list()).
+ */
+export const PTE_LAZYFREE_DIRTY = 1 << 12;
 
 export type Pte = number;
 
