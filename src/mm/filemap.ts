@@ -5,7 +5,7 @@
 import { PAGE_SIZE, PMD_SIZE } from '../uapi';
 import { roundDown, type MmStruct } from './mm';
 import { RunMap } from './runmap';
-import { HUGE_LEAF, PTE_FILE, PTE_MARKER_UFFD_WP, PTE_PRESENT, PTE_SWAP, PTE_UFFD_WP, isHugeLeaf, isUffdWpMarker, ptePresent, pteKind, type Pte } from './pte';
+import { HUGE_LEAF, PTE_FILE, PTE_MARKER_UFFD_WP, PTE_PRESENT, PTE_SWAP, PTE_UFFD_WP, PTE_WRITE, isHugeLeaf, isUffdWpMarker, ptePresent, pteKind, type Pte } from './pte';
 import { userfaultfdWp, type Vma } from './vma';
 import { handleUserfault, type UffdCtx } from './userfaultfd';
 import { UFFD_REGISTER_MODES } from '../uapi';
@@ -182,11 +182,18 @@ export function doFileFault(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, addr: n
     return diskFileFault(mm, vma, addr, write, bit, resolve);
   }
   if (!ptePresent(pte)) throw new Error(`internal: a file fault on entry ${pte}`);
-  if (!write) return;
+  // A writable page does not fault at all, whatever stale uffd-wp bit it carries.
+  if (!write || pte & PTE_WRITE) return;
   let next: Pte = pte;
-  if (pte & PTE_UFFD_WP && userfaultfdWp(vma)) {
-    resolve();
-    next &= ~PTE_UFFD_WP;
+  if (pte & PTE_UFFD_WP) {
+    if (userfaultfdWp(vma)) {
+      resolve();
+      next &= ~PTE_UFFD_WP;
+    } else if (isSharedMapping(vma)) {
+      // do_wp_page() outside a uffd-wp VMA: wp_page_reuse() makes the page writable and keeps
+      // the (stale) bit; later writes do not fault, even once the VMA is uffd-wp again.
+      next |= PTE_WRITE;
+    }
   }
   // do_wp_page(): a shared mapping writes to the cached page; a private one copies it.
   if (next & PTE_FILE && !isSharedMapping(vma)) {
