@@ -172,7 +172,8 @@ function madvisePageout(mm: MmStruct, r: VmaRange): ErrnoName | null {
   if (r.vma.mapping) filePageout(mm, r.vma, r.start, r.end, r.swap);
   let start = r.start;
   let end = r.end;
-  for (const block of largeFolioBlocks(mm, r.start, r.end)) {
+  // Anonymous large folios (a file VMA's huge leaves are page cache: filePageout() did them).
+  for (const block of vmaIsAnonymous(r.vma) ? largeFolioBlocks(mm, r.start, r.end) : []) {
     splitFolio(mm, block);
     if (r.swap && coversBlock(block, r)) {
       start = Math.min(start, block);

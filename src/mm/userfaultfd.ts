@@ -111,13 +111,17 @@ export function uffdWpRange(mm: MmStruct, vma: Vma, ctx: UffdCtx | null, start: 
   if (isHugetlb(vma)) return hugetlbChangeProtection(mm, vma, ctx, start, end, enable);
   const markers = enable && userfaultfdWpUseMarkers(vma, ctx);
   if (markers) mm.allocPteTables(start, end);
-  // change_pmd_range(): a THP wholly inside the range is changed in place, otherwise split.
+  // change_pmd_range(): a THP wholly inside the range is changed in place, otherwise split; a
+  // file or shmem THP is always split to be protected (uffd_wp_protect_file(): its PMD is
+  // cleared), and change_pmd_prepare() gives the block a PTE table for the markers.
+  const protectFile = enable && !vmaIsAnonymous(vma);
   for (const addr of [...mm.hugeLeavesIn(start, end)]) {
     const pmd = mm.pmd.get(addr)!;
-    if (addr >= start && addr + PMD_SIZE <= end) {
+    if (addr >= start && addr + PMD_SIZE <= end && !protectFile) {
       mm.pmd.set(addr, addr + PMD_SIZE, enable ? pmd | PTE_UFFD_WP : pmd & ~PTE_UFFD_WP);
     } else {
       splitHugePmd(mm, addr);
+      if (markers) mm.allocPteTables(Math.max(start, addr), Math.min(end, addr + PMD_SIZE));
     }
   }
   // change_pte_range(), over the blocks that have a PTE table.
