@@ -47,6 +47,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -932,6 +933,17 @@ static void harness_init(unsigned timeout_ms, unsigned limit_ms)
 	step_limit_ms = limit_ms;
 	setvbuf(stdout, stdout_buf, _IOFBF, sizeof(stdout_buf));
 
+	/* The steps run on one CPU: MADV_PAGEOUT and MADV_COLD drain only this CPU's LRU batches
+	 * (lru_add_drain()), so a page faulted in on another CPU could still sit in that CPU's batch,
+	 * fail to be isolated and stay mapped, at random. */
+	int cpu = sched_getcpu();
+	if (cpu >= 0) {
+		cpu_set_t one;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		sched_setaffinity(0, sizeof(one), &one);
+	}
+
 	/* SA_NODEFER: the fault handler leaves with siglongjmp, so it must not leave SIGSEGV blocked;
 	 * that lets touch_one() use a cheap sigsetjmp(..., 0). */
 	struct sigaction sa = { .sa_handler = on_fault, .sa_flags = SA_NODEFER };
@@ -1094,6 +1106,45 @@ bool do_mprotect(unsigned step, bool may_fail, uint64_t addr, uint64_t size, int
 	return finish(step, "mprotect", may_fail, ret, errno);
 }
 
+/* The system's pages under writeback (nr_writeback in /proc/vmstat), or -1. */
+static long pages_under_writeback(void)
+{
+	char buf[16384];
+	int fd = open("/proc/vmstat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	const char *p = strstr(buf, "\nnr_writeback ");
+	return p ? strtol(p + strlen("\nnr_writeback "), NULL, 10) : -1;
+}
+
+/* MADV_PAGEOUT starts swap (and file) writeback and returns: a page touched again before that I/O
+ * ends is still in the swap cache under writeback, and reclaim skips it. That is a race with the
+ * disk, not a rule, so the steps wait (up to 1 s) for the writeback to end, as a program that does
+ * anything else in between would. */
+static void wait_for_writeback(void)
+{
+	uint64_t until = clock_ns(CLOCK_MONOTONIC) + 1000000000u;
+	while (pages_under_writeback() > 0 && clock_ns(CLOCK_MONOTONIC) < until)
+		usleep(200);
+}
+
+/* lru_add_drain_all(): migrate_pages(2) from node 0 to node 0 drains every CPU's LRU batches and
+ * moves nothing. Folios a fault just added sit in such a batch, off the LRU, until it fills or
+ * something drains it; MADV_PAGEOUT and MADV_COLD cannot isolate them then and skip them, at
+ * random. A program that runs for a while never sees that window; the steps do not either. */
+static void drain_lru_batches(void)
+{
+#ifdef SYS_migrate_pages
+	unsigned long node0 = 1;
+	syscall(SYS_migrate_pages, 0, 8 * sizeof(node0), &node0, &node0);
+#endif
+}
+
 bool do_madvise(unsigned step, bool may_fail, uint64_t addr, uint64_t size, int advice)
 {
 	begin_step(step, "madvise");
@@ -1104,9 +1155,14 @@ bool do_madvise(unsigned step, bool may_fail, uint64_t addr, uint64_t size, int 
 	else if (advice != MADV_COLLAPSE && advice != MADV_PAGEOUT && advice != MADV_COLD && advice != MADV_WILLNEED &&
 		 advice != MADV_REMOVE)
 		kind = WATCH_MADVISE; /* no allocation, no I/O: one walk of the range */
+	if (advice == MADV_PAGEOUT || advice == MADV_COLD)
+		drain_lru_batches();
 	uffd_watch_begin(step, "madvise", kind, (size + PAGE_SIZE - 1) / PAGE_SIZE);
 	int ret = madvise(ptr(addr), size, advice);
-	return finish(step, "madvise", may_fail, ret, errno);
+	int err = errno;
+	if (advice == MADV_PAGEOUT)
+		wait_for_writeback();
+	return finish(step, "madvise", may_fail, ret, err);
 }
 
 /* Load or store the byte at addr. Returns 0, or the signal (SIGSEGV/SIGBUS) if it faulted. */
