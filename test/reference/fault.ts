@@ -39,7 +39,10 @@ export function userAccess(mm: RefMm, ctx: UffdCtx | null, addr: number, write: 
   if (accessError(vma, write)) return 'SIGSEGV';
   const pte = mm.hasPteTable(addr) ? mm.pteGet(addr) : undefined;
   if (pte?.kind === 'page' && (!write || pte.writable)) {
-    if (write) pte.lazyfree = false; // the CPU sets the dirty bit
+    if (write && pte.lazyfree) {
+      pte.lazyfree = false; // the CPU sets the dirty bit
+      pte.redirtied = true;
+    }
     // (A stale uffd-wp bit on a writable PTE, see doWpPage(), stays: no fault, no resolution.)
     return 'ok';
   }
@@ -58,7 +61,7 @@ export function userAccess(mm: RefMm, ctx: UffdCtx | null, addr: number, write: 
  * wp_page_shared() makes it writable, which nothing here can see.)
  */
 export function noFaultOnFile(vma: Vma, pte: Pte & { kind: 'file' }, write: boolean): boolean {
-  if (!write) return true;
+  if (!write || pte.writable) return true;
   if (!vma.shm!.shared || pte.wp) return false;
   return true;
 }
@@ -144,8 +147,9 @@ function doWpPage(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, orig: 
   }
   if (orig.kind === 'file') {
     if (vma.shm!.shared) {
-      // wp_page_shared(): the page made writable and dirty; a stale uffd-wp bit stays.
-      mm.pteSet(addr, { kind: 'file', wp });
+      // wp_page_shared(): the page made writable and dirty; a stale uffd-wp bit stays (and
+      // then writes do not fault).
+      mm.pteSet(addr, { kind: 'file', wp, writable: wp });
       shmDirty(vma, addr);
       return 'ok';
     }
@@ -162,6 +166,7 @@ function doWpPage(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, orig: 
   }
   // wp_page_reuse() of the exclusive anonymous page: dirty and writable. A stale uffd-wp bit in a
   // VMA that is no longer uffd-wp stays (maybe_mkwrite() does not clear it).
-  mm.pteSet(addr, { kind: 'page', wp, writable: true, lazyfree: false });
+  const redirtied = orig.kind === 'page' && (orig.lazyfree || orig.redirtied === true);
+  mm.pteSet(addr, { kind: 'page', wp, writable: true, lazyfree: false, redirtied });
   return 'ok';
 }

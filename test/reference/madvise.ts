@@ -232,7 +232,10 @@ function madviseFreeRange(mm: RefMm, start: number, end: number): void {
     if (!mm.hasPteTable(addr)) continue;
     const pte = mm.pteGet(addr);
     // The zero page has no folio; markers are not swap entries: both untouched.
-    if (pte?.kind === 'page') pte.lazyfree = true; // clean, old, folio_mark_lazyfree()
+    if (pte?.kind === 'page') {
+      pte.lazyfree = true; // clean, old, folio_mark_lazyfree()
+      pte.redirtied = false;
+    }
     else if (pte?.kind === 'swap') mm.pteSet(addr, undefined);
   }
 }
@@ -250,6 +253,8 @@ function madvisePageout(mm: RefMm, start: number, end: number): void {
     const pte = mm.pteGet(addr);
     if (pte?.kind !== 'page') continue;
     if (pte.lazyfree) mm.pteSet(addr, undefined);
+    // Written since MADV_FREE: made swapbacked again and kept, this time.
+    else if (pte.redirtied) pte.redirtied = false;
     else if (mm.swap) mm.pteSet(addr, { kind: 'swap', wp: pte.wp });
   }
 }
@@ -315,7 +320,10 @@ function gupFaultIn(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, writ
   if (vma.huge) return hugetlbAccess(mm, ctx, vma, addr, write);
   const pte = mm.hasPteTable(addr) ? mm.pteGet(addr) : undefined;
   if (pte?.kind === 'page' && (!write || pte.writable)) {
-    if (write) pte.lazyfree = false; // FOLL_TOUCH | FOLL_WRITE marks the folio dirty
+    if (write && pte.lazyfree) {
+      pte.lazyfree = false; // FOLL_TOUCH | FOLL_WRITE marks the folio dirty
+      pte.redirtied = true;
+    }
     return 'ok';
   }
   if (pte?.kind === 'zero' && !write) return 'ok';

@@ -140,9 +140,10 @@ export class NotModelled extends Error {}
 export type Pte =
   /**
    * An anonymous page. `writable`: the PTE has write permission (a write does not fault);
-   * `lazyfree`: MADV_FREE made it clean and it was not dirtied since.
+   * `lazyfree`: MADV_FREE made it clean and it was not dirtied since; `redirtied`: MADV_FREE'd
+   * and written since (the folio is still !swapbacked, the PTE dirty).
    */
-  | { kind: 'page'; wp: boolean; writable: boolean; lazyfree: boolean }
+  | { kind: 'page'; wp: boolean; writable: boolean; lazyfree: boolean; redirtied?: boolean }
   /** The shared zero page (a read fault of anonymous memory). */
   | { kind: 'zero'; wp: boolean }
   /** make_pte_marker(PTE_MARKER_UFFD_WP) */
@@ -151,8 +152,11 @@ export type Pte =
   | { kind: 'guard'; wp: boolean }
   /** A swap entry of an anonymous page paged out (pte_swp_uffd_wp() in `wp`). */
   | { kind: 'swap'; wp: boolean }
-  /** A shmem page-cache page (not anonymous: PAGE_IS_FILE), `wp`: pte_uffd_wp(). */
-  | { kind: 'file'; wp: boolean };
+  /**
+   * A shmem page-cache page (not anonymous: PAGE_IS_FILE), `wp`: pte_uffd_wp(); `writable`: a
+   * stale bit made writable by wp_page_shared() outside a uffd-wp VMA (writes no longer fault).
+   */
+  | { kind: 'file'; wp: boolean; writable?: boolean };
 
 // (Math's functions are taken once: looking `Math` up in jest's sandbox is slow in hot loops.)
 const { floor, ceil, min } = Math;
