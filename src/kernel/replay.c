@@ -457,21 +457,28 @@ static enum watch_kind { WATCH_TOUCH, WATCH_MADVISE, WATCH_POPULATE, WATCH_OTHER
 static uint64_t watch_pages;
 static char watch_stack[1 << 18] __attribute__((aligned(4096)));
 
-/* Faults queued on uffd and not yet read ("pending:" of /proc/self/fdinfo/FD), or -1. */
-static long uffd_pending_faults(int fd)
+/* The number after `key` (which starts with a newline) in the text file `path`, or -1. */
+static long proc_number(const char *path, const char *key)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	int info = open(path, O_RDONLY | O_CLOEXEC);
-	if (info < 0)
+	char buf[16384];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -1;
-	ssize_t n = read(info, buf, sizeof(buf) - 1);
-	close(info);
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
 	if (n <= 0)
 		return -1;
 	buf[n] = 0;
-	const char *p = strstr(buf, "\npending:");
-	return p ? strtol(p + 9, NULL, 10) : -1;
+	const char *p = strstr(buf, key);
+	return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+/* Faults queued on uffd and not yet read ("pending:" of /proc/self/fdinfo/FD), or -1. */
+static long uffd_pending_faults(int fd)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	return proc_number(path, "\npending:");
 }
 
 static void write_all(const char *buf, size_t len)
@@ -1109,17 +1116,7 @@ bool do_mprotect(unsigned step, bool may_fail, uint64_t addr, uint64_t size, int
 /* The system's pages under writeback (nr_writeback in /proc/vmstat), or -1. */
 static long pages_under_writeback(void)
 {
-	char buf[16384];
-	int fd = open("/proc/vmstat", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
-	const char *p = strstr(buf, "\nnr_writeback ");
-	return p ? strtol(p + strlen("\nnr_writeback "), NULL, 10) : -1;
+	return proc_number("/proc/vmstat", "\nnr_writeback ");
 }
 
 /* MADV_PAGEOUT starts swap (and file) writeback and returns: a page touched again before that I/O

@@ -218,18 +218,23 @@ export async function withReadAheadKb<T>(kb: number, fn: () => T | Promise<T>): 
   requireRoot('--setup-read-ahead');
   const file = readAheadFile();
   if (file === undefined || before === undefined) throw new EnvironmentError(`cannot find the read_ahead_kb of the disk under ${FILE_DIR}`);
+  return withSetting(file, `${kb}\n`, `${before}\n`, fn);
+}
+
+/** Write `value` to the setting `file` while `fn` runs, then `before`, whatever happens. */
+async function withSetting<T>(file: string, value: string, before: string, fn: () => T | Promise<T>): Promise<T> {
   const restore = (): void => {
     try {
-      fs.writeFileSync(file, `${before}\n`);
+      fs.writeFileSync(file, before);
     } catch {
       // Best effort: nothing better to do on the way out.
     }
   };
   return withRestore(restore, () => {
     try {
-      fs.writeFileSync(file, `${kb}\n`);
+      fs.writeFileSync(file, value);
     } catch (e) {
-      throw new EnvironmentError(`cannot set ${file} to ${kb}: ${(e as Error).message}`);
+      throw new EnvironmentError(`cannot set ${file} to ${value.trim()}: ${(e as Error).message}`);
     }
     return fn();
   });
@@ -253,19 +258,5 @@ export async function withThpMode<T>(mode: ThpMode, fn: () => T | Promise<T>): P
   if (before === mode) return fn();
   requireRoot('--setup-thp');
   if (before === undefined) throw new EnvironmentError(`cannot read ${THP_ENABLED}: no transparent huge pages`);
-  const restore = (): void => {
-    try {
-      fs.writeFileSync(THP_ENABLED, before);
-    } catch {
-      // Best effort: nothing better to do on the way out.
-    }
-  };
-  return withRestore(restore, () => {
-    try {
-      fs.writeFileSync(THP_ENABLED, mode);
-    } catch (e) {
-      throw new EnvironmentError(`cannot set ${THP_ENABLED} to ${mode}: ${(e as Error).message}`);
-    }
-    return fn();
-  });
+  return withSetting(THP_ENABLED, mode, before, fn);
 }
