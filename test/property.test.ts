@@ -1,10 +1,11 @@
 // Property tests: the engine (simulate) against the reference model (test/reference/) on random
 // programs, with fast-check.
 //
-// Every generated program (test/reference/arbitraries.ts) makes anonymous, shmem (shared-anon,
-// memfd-private, memfd-shared) and hugetlb mappings (2 MiB and 1 GiB, private and shared, from a
-// pool of a few pages), on a system with or without
-// swap, maybe a userfaultfd, then random touches, madvise, munmap, mprotect, uffd operations and
+// Every generated program (test/reference/arbitraries.ts) makes anonymous (sometimes whole 2 MiB
+// blocks with MADV_HUGEPAGE: THP), shmem (shared-anon, memfd-private, memfd-shared) and hugetlb
+// mappings (2 MiB and 1 GiB, private and shared, from a pool of a few pages), on a system with or
+// without swap, THP madvise (mostly), always or never, maybe a userfaultfd, then random touches,
+// madvise, munmap, mprotect, uffd operations and
 // scans with random arguments, and ends with five probe scans. Required for each:
 //   - engine == reference: every step's ret, errno, walk_end and regions, where and why the run
 //     stopped, and the page-table state (dumpPages) of the window afterwards, outside hugetlb
@@ -26,7 +27,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { BIG_VEC, caseArb, caseProgram, WINDOW_END, WINDOW_START, type Case } from './reference/arbitraries';
+import { BIG_VEC, caseArb, caseHasThp, caseProgram, WINDOW_END, WINDOW_START, type Case } from './reference/arbitraries';
 import { coalesce, compareRuns, scanInvariants, showResult } from './reference/compare';
 import { programToYaml, roundTrip } from './reference/yaml';
 import type { PmScanArg } from '../src/uapi';
@@ -40,6 +41,8 @@ const VERBOSE = process.env.PAGEMAP_PROPERTY_VERBOSE === '1';
 const WRITTEN = 2;
 const SWAPPED = 16;
 const HUGE = 64;
+const PRESENT = 8;
+const PFNZERO = 32;
 
 /** What the runs saw, so that a generator that stopped reaching things is noticed. */
 const coverage: Record<string, number> = {};
@@ -62,13 +65,18 @@ function checkCase(c: Case): void {
   if (cmp.truncated) count('truncated (engine: not modelled)');
 
   const results = cmp.engine.results;
+  const thp = caseHasThp(c);
+  if (thp) count('THP case');
   for (const r of results) {
     if (r.op !== 'pagemap_scan') continue;
     const arg = argOf(program, r);
-    const bad = scanInvariants(arg, r);
+    // A THP back-out (WP_MATCHING over part of one) re-emits into an emptied slot (spec §14 Q10).
+    const bad = scanInvariants(arg, r, thp);
     if (bad.length) throw new Error(`step ${r.step}: ${bad.join('; ')}\n  ${showResult(r)}`);
     count(r.errno ? `scan ${r.errno}` : 'scan ok');
     if ((r.regions ?? []).some((g) => g.categories & HUGE)) count('scan reports HUGE (hugetlb)');
+    if ((r.regions ?? []).some((g) => g.categories & HUGE && g.categories & PFNZERO)) count('scan reports the huge zero page');
+    if (thp && (r.regions ?? []).some((g) => g.categories & HUGE && g.categories & PRESENT && !(g.categories & PFNZERO))) count('scan reports HUGE|PRESENT in a THP case');
     if (program.system.swap && (r.regions ?? []).some((g) => g.categories & SWAPPED && !(g.categories & HUGE))) count('scan reports SWAPPED with swap on');
     if ((r.regions ?? []).length > 512) count('scan > 512 regions');
     if (!r.errno && arg.vec_len === 0n && arg.flags & 1n) count('scan exclusive WP');
@@ -137,6 +145,8 @@ test(`engine == reference on ${RUNS} random programs, and every scan is well for
     expect(coverage['scan EPERM'] ?? 0).toBeGreaterThan(0);
     expect(coverage['scan reports HUGE (hugetlb)'] ?? 0).toBeGreaterThan(RUNS * 0.05);
     expect(coverage['scan reports SWAPPED with swap on'] ?? 0).toBeGreaterThan(RUNS * 0.02);
+    expect(coverage['scan reports HUGE|PRESENT in a THP case'] ?? 0).toBeGreaterThan(RUNS * 0.02);
+    expect(coverage['scan reports the huge zero page'] ?? 0).toBeGreaterThan(RUNS * 0.01);
   }
 });
 

@@ -1,5 +1,6 @@
 // fast-check arbitraries for the property tests: random address spaces (anonymous, shmem and hugetlb
-// mappings at 2 MiB-aligned addresses in 0x100000000000..0x100100000000, with or without swap, a
+// mappings at 2 MiB-aligned addresses in 0x100000000000..0x100100000000, anonymous ones sometimes
+// whole 2 MiB blocks with MADV_HUGEPAGE (THP), with or without swap, THP madvise/always/never, a
 // hugetlb pool of a few pages, touches, userfaultfd, madvise, munmap, mprotect) and random
 // PAGEMAP_SCAN arguments, as resolved scenario Programs.
 
@@ -37,6 +38,8 @@ export interface MapSpec {
   prot: number;
   /** Absent: anon (cases recorded before the other kinds keep their meaning). */
   kind?: MapKind;
+  /** anon: MADV_HUGEPAGE over the whole mapping right after the mmap (THP may be used). */
+  hugepage?: boolean;
 }
 
 const prot3 = fc.oneof({ weight: 8, arbitrary: fc.constant(3) }, { weight: 1, arbitrary: fc.constantFrom(0, 1, 2, 5, 7) });
@@ -49,6 +52,14 @@ const anonMapSpec: fc.Arbitrary<MapSpec> = fc.record({
     { weight: 1, arbitrary: fc.integer({ min: 1, max: 1600 }) },
   ),
   prot: prot3,
+});
+
+/** anon mappings THP can be used in: whole 2 MiB blocks (anchors are 2 MiB aligned), MADV_HUGEPAGE. */
+const thpMapSpec: fc.Arbitrary<MapSpec> = fc.record({
+  anchor: fc.nat(ANCHORS.length - 1),
+  pages: fc.constantFrom(512, 512, 1024, 1024, 1536, 1300, 700),
+  prot: fc.oneof({ weight: 12, arbitrary: fc.constant(3) }, { weight: 1, arbitrary: fc.constantFrom(1, 0) }),
+  hugepage: fc.oneof({ weight: 5, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
 });
 
 /** hugetlb mappings: sizes are rounded up to whole huge pages by mmap. */
@@ -74,7 +85,12 @@ const shmMapSpec: fc.Arbitrary<MapSpec> = fc.record({
   kind: fc.constantFrom<MapKind>('shared-anon', 'memfd-private', 'memfd-shared'),
 });
 
-const mapSpec: fc.Arbitrary<MapSpec> = fc.oneof({ weight: 5, arbitrary: anonMapSpec }, { weight: 2, arbitrary: hugeMapSpec }, { weight: 3, arbitrary: shmMapSpec });
+const mapSpec: fc.Arbitrary<MapSpec> = fc.oneof(
+  { weight: 5, arbitrary: anonMapSpec },
+  { weight: 2, arbitrary: thpMapSpec },
+  { weight: 2, arbitrary: hugeMapSpec },
+  { weight: 3, arbitrary: shmMapSpec },
+);
 
 /** The size in bytes of a huge page of a kind (0: not hugetlb). */
 export const hugeSizeOf = (kind: MapKind | undefined): bigint => (kind === 'hugetlb-1g' ? GiB : kind === 'hugetlb' || kind === 'hugetlb-shared' ? MiB2 : 0n);
@@ -146,6 +162,9 @@ const ADVICES: Advice[] = [
   'dontfork',
   'dofork',
   'nohugepage',
+  'hugepage',
+  'hugepage',
+  'cold',
 ];
 
 // UFFD_FEATURE_*: WP_UNPOPULATED 1<<13, WP_ASYNC 1<<15, and a few that change nothing here.
@@ -381,8 +400,11 @@ export const PROBE_STEPS = ['ac', 'ab', 'bc', 'wp1', 'wp2'] as const;
  * touches, then random steps, then the probes.
  */
 export interface Case {
-  /** system.swap (absent: off) and system.hugetlb_pages (absent: as many as needed). */
-  system?: { swap: boolean; pool2M: number; pool1G: number };
+  /**
+   * system.swap (absent: off), system.hugetlb_pages (absent: as many as needed) and system.thp
+   * (absent: madvise).
+   */
+  system?: { swap: boolean; pool2M: number; pool1G: number; thp?: 'madvise' | 'always' | 'never' };
   maps: MapSpec[];
   uffd: { features: bigint; registered: boolean[]; mode: bigint } | null;
   steps: StepSpec[];
@@ -394,6 +416,7 @@ export const caseArb: fc.Arbitrary<Case> = fc.record({
     swap: fc.oneof({ weight: 2, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
     pool2M: fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 0, max: 8 }) }, { weight: 1, arbitrary: fc.constant(64) }),
     pool1G: fc.constantFrom(0, 1, 1, 2),
+    thp: fc.constantFrom<'madvise' | 'always' | 'never'>('madvise', 'madvise', 'madvise', 'madvise', 'madvise', 'always', 'never'),
   }),
   maps: fc.array(mapSpec, { minLength: 1, maxLength: 4 }),
   uffd: fc.oneof(
@@ -413,7 +436,10 @@ export const caseArb: fc.Arbitrary<Case> = fc.record({
 
 export function caseSteps(c: Case): RawStep[] {
   const out: RawStep[] = [];
-  c.maps.forEach((m) => out.push({ op: { op: 'mmap', addr: ANCHORS[m.anchor], size: mapSize(m), kind: m.kind ?? 'anon', prot: m.prot }, mayFail: true }));
+  c.maps.forEach((m) => {
+    out.push({ op: { op: 'mmap', addr: ANCHORS[m.anchor], size: mapSize(m), kind: m.kind ?? 'anon', prot: m.prot }, mayFail: true });
+    if (m.hugepage) out.push({ op: { op: 'madvise', addr: ANCHORS[m.anchor], size: mapSize(m), advice: 'hugepage' }, mayFail: true });
+  });
   if (c.uffd) {
     out.push({ op: { op: 'uffd_open', features: c.uffd.features }, mayFail: true });
     c.maps.forEach((m, i) => {
@@ -427,6 +453,13 @@ export function caseSteps(c: Case): RawStep[] {
   return out;
 }
 
+/** Whether THP may be used somewhere in the case's program. */
+export function caseHasThp(c: Case): boolean {
+  if (c.system?.thp === 'never') return false;
+  if (c.system?.thp === 'always') return true;
+  return c.maps.some((m) => m.hugepage) || c.steps.some((s) => s.kind === 'madvise' && s.advice === 'hugepage');
+}
+
 export function caseProgram(c: Case): Program {
   const probes = resolveProbes(c.maps, c.probes);
   const ops: RawStep[] = [
@@ -438,7 +471,7 @@ export function caseProgram(c: Case): Program {
     { op: { op: 'pagemap_scan', arg: probeArg(probes.a, probes.c, probes.wpFlags, { ...probes.filter, return_mask: probes.filter.return_mask | 3n }) }, mayFail: false },
   ];
   const steps: Step[] = ops.map((s, i) => ({ index: i + 1, op: s.op, mayFail: s.mayFail, where: { file: 'property.yaml', line: i + 1, col: 1 } }));
-  const system: Program['system'] = { swap: c.system?.swap ?? false, thp: 'madvise' };
+  const system: Program['system'] = { swap: c.system?.swap ?? false, thp: c.system?.thp ?? 'madvise' };
   if (c.system && c.maps.some((m) => m.kind?.startsWith('hugetlb'))) system.hugetlbPages = { '2M': c.system.pool2M, '1G': c.system.pool1G };
   return { name: 'property', file: 'property.yaml', kernel: '6.18.44', system, steps, names: new Map() };
 }

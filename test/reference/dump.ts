@@ -15,7 +15,7 @@ export function describePte(pte: Pte | undefined): string {
   if (pte === undefined) return 'none';
   switch (pte.kind) {
     case 'page':
-      return pte.wp ? 'present|wp' : 'present';
+      return (pte.wp ? 'present|wp' : 'present') + (pte.folio !== undefined ? '|large' : '');
     case 'zero':
       return pte.wp ? 'zero|wp' : 'zero';
     case 'marker':
@@ -39,7 +39,9 @@ export function dumpPages(mm: RefMm, start: number, end: number): StateRun[] {
   };
   for (let addr = start; addr < end; ) {
     const next = addrEnd(addr, end, PMD_SIZE);
-    if (!mm.hasPteTable(addr)) push(addr, next, 'hole');
+    const thp = mm.thpGet(addr);
+    if (thp) push(addr, next, (thp.zero ? 'thp|zero' : 'thp') + (thp.wp ? '|wp' : ''));
+    else if (!mm.hasPteTable(addr)) push(addr, next, 'hole');
     else for (let a = addr; a < next; a += PAGE_SIZE) push(a, a + PAGE_SIZE, describePte(mm.pteGet(a)));
     addr = next;
   }

@@ -2,7 +2,7 @@
 // mm/memory.c: handle_mm_fault() -> handle_pte_fault() -> do_anonymous_page() / do_wp_page() /
 // handle_pte_marker()).
 
-import { PROT_EXEC, PROT_READ, PROT_WRITE, VM_UFFD_MISSING, type Pte, type RefMm, type Vma } from './mm';
+import { PAGE_SIZE, PMD_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, VM_UFFD_MISSING, blockOf, type Pte, type RefMm, type Vma } from './mm';
 import { hugetlbAccess } from './hugetlb';
 import { shmDirty, shmDoFault } from './shmem';
 import { userfaultfdWp, userfaultfdWpAsync, type UffdCtx } from './userfaultfd';
@@ -37,12 +37,18 @@ export function userAccess(mm: RefMm, ctx: UffdCtx | null, addr: number, write: 
   // A PROT_NONE VMA has PROT_NONE PTEs and a read-only VMA read-only ones, so every access that
   // access_error() refuses faults and is refused.
   if (accessError(vma, write)) return 'SIGSEGV';
+  const thp = mm.thpGet(addr);
+  if (thp && (!write || (thp.writable && !thp.zero))) {
+    if (write) thpStore(mm, addr);
+    return 'ok';
+  }
   const pte = mm.hasPteTable(addr) ? mm.pteGet(addr) : undefined;
   if (pte?.kind === 'page' && (!write || pte.writable)) {
     if (write && pte.lazyfree) {
       pte.lazyfree = false; // the CPU sets the dirty bit
       pte.redirtied = true;
     }
+    if (write && pte.folio !== undefined && !mm.noStore) pte.data = true;
     // (A stale uffd-wp bit on a writable PTE, see doWpPage(), stays: no fault, no resolution.)
     return 'ok';
   }
@@ -66,10 +72,70 @@ export function noFaultOnFile(vma: Vma, pte: Pte & { kind: 'file' }, write: bool
   return true;
 }
 
+/** A store through a writable PMD: the byte lands in its subpage; the PMD becomes dirty. */
+function thpStore(mm: RefMm, addr: number): void {
+  const thp = mm.thpGet(addr)!;
+  if (!mm.noStore) thp.data.add(Math.floor((addr % PMD_SIZE) / PAGE_SIZE));
+  if (thp.lazyfree) {
+    thp.lazyfree = false;
+    thp.redirtied = true;
+  }
+}
+
 /** handle_mm_fault() -> __handle_mm_fault(): the tables above the PTE level come first. */
 export function handleMmFault(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, write: boolean): FaultResult {
   mm.pmdAlloc(addr); // p4d_alloc(), pud_alloc(), pmd_alloc()
+  const thp = mm.thpGet(addr);
+  // pmd_none() && thp_vma_allowable_order(): create_huge_pmd()
+  if (!thp && !mm.hasPteTable(addr) && mm.thpAllowed(vma, addr)) return doHugePmdAnonymousPage(mm, ctx, vma, addr, write);
+  if (thp) {
+    if (!write || (thp.writable && !thp.zero)) {
+      if (write) thpStore(mm, addr);
+      return 'ok';
+    }
+    const r = wpHugePmd(mm, ctx, vma, addr);
+    if (r !== 'fallback') return r;
+  }
   return handlePteFault(mm, ctx, vma, addr, write);
+}
+
+/**
+ * do_huge_pmd_anonymous_page(): vmf_anon_prepare() first (reads too); a read maps the huge zero
+ * page (use_zero_page = 1), a write a new THP; a MISSING registration delivers the fault instead.
+ */
+function doHugePmdAnonymousPage(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, write: boolean): FaultResult {
+  mm.anonVmaPrepare(vma);
+  if (vma.uffd & VM_UFFD_MISSING) return handleUserfault(ctx);
+  if (!write) {
+    mm.thps.set(blockOf(addr), { zero: true, wp: false, writable: false, folio: 0, data: new Set(), lazyfree: false });
+    return 'ok';
+  }
+  mm.thps.set(blockOf(addr), { zero: false, wp: false, writable: true, folio: mm.newFolio(), data: new Set(), lazyfree: false });
+  thpStore(mm, addr);
+  return 'ok';
+}
+
+/**
+ * wp_huge_pmd(): a store to a PMD without write permission. A uffd-wp PMD in a uffd-wp VMA is
+ * delivered, or with WP_ASYNC split (__split_huge_pmd()) and handled at the PTE level
+ * ('fallback'); otherwise do_huge_pmd_wp_page(): the huge zero page is replaced by a new THP
+ * (do_huge_zero_wp_pmd(), 6.13+), an exclusive THP reused (made writable; a stale bit stays).
+ */
+function wpHugePmd(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number): FaultResult | 'fallback' {
+  const thp = mm.thpGet(addr)!;
+  if (thp.wp && userfaultfdWp(vma)) {
+    if (!userfaultfdWpAsync(vma, ctx)) return handleUserfault(ctx);
+    mm.splitHugePmd(addr);
+    return 'fallback';
+  }
+  if (thp.zero) {
+    mm.anonVmaPrepare(vma);
+    mm.thps.set(blockOf(addr), { zero: false, wp: false, writable: true, folio: mm.newFolio(), data: new Set(), lazyfree: false });
+  } else {
+    thp.writable = true;
+  }
+  thpStore(mm, addr);
+  return 'ok';
 }
 
 /** handle_pte_fault() */
@@ -167,6 +233,12 @@ function doWpPage(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, orig: 
   // wp_page_reuse() of the exclusive anonymous page: dirty and writable. A stale uffd-wp bit in a
   // VMA that is no longer uffd-wp stays (maybe_mkwrite() does not clear it).
   const redirtied = orig.kind === 'page' && (orig.lazyfree || orig.redirtied === true);
-  mm.pteSet(addr, { kind: 'page', wp, writable: true, lazyfree: false, redirtied });
+  const page: Pte = { kind: 'page', wp, writable: true, lazyfree: false, redirtied };
+  if (orig.folio !== undefined) {
+    // A subpage of a large folio stays one (PageAnonExclusive); the store lands in it.
+    page.folio = orig.folio;
+    page.data = orig.data === true || !mm.noStore;
+  }
+  mm.pteSet(addr, page);
   return 'ok';
 }

@@ -14,8 +14,13 @@
 // per huge page, holes by table level, markers, the pool with its reservations, the alignment
 // rules of mmap, munmap, mprotect, madvise and userfaultfd, MADV_REMOVE), shmem (kinds shared-anon,
 // memfd-private, memfd-shared: the page cache per file, fault-around, COW, markers kept by zaps,
-// MADV_PAGEOUT and MADV_REMOVE). Anything else (THP, disk files, PFNMAP, other kernel profiles
-// than 6.18.44 and 6.18.0) stops as 'notmodelled'.
+// MADV_PAGEOUT and MADV_REMOVE), anonymous THP (system.thp always / madvise / never: PMD-mapped
+// THPs and the huge zero page from faults, PAGEMAP_SCAN's PMD path with its WP in place or split,
+// __split_huge_pmd() at VMA splits, partial zaps and change_protection(), on a write to a uffd-wp
+// THP; split_folio() by MADV_FREE / MADV_COLD / MADV_PAGEOUT with the zero-filled subpages mapped
+// to the zero page; pageout of a whole THP as split then reclaim). Anything else (MADV_COLLAPSE
+// outside hugetlb, MADV_PAGEOUT of a lazy-free large folio, file/shmem THP, disk files, PFNMAP,
+// other kernel profiles than 6.18.44 and 6.18.0) stops as 'notmodelled'.
 
 import type { Op, Program, Step, StepResult } from '../../src/scenario/program';
 import type { ErrnoName } from '../../src/uapi';
@@ -78,6 +83,7 @@ class RefProcess {
     readonly sem: ScanSemantics,
   ) {
     this.mm.swap = program.system.swap;
+    this.mm.thpMode = program.system.thp;
     // system.hugetlb_pages; a size it does not give has "as many as the scenario needs".
     const pools = program.system.hugetlbPages ?? {};
     if (pools['2M'] !== undefined) this.mm.pools['2M'].total = pools['2M'];
@@ -87,7 +93,6 @@ class RefProcess {
   run(): RefRun {
     const results: StepResult[] = [];
     let stopped: RefStop | undefined;
-    if (this.program.system.thp === 'always') stopped = { step: 0, reason: 'notmodelled', message: 'THP always' };
     for (const step of stopped ? [] : this.program.steps) {
       let r: StepResult;
       this.mm.step = step.index;

@@ -29,7 +29,21 @@ export interface KnownBugEntry {
   what: string;
 }
 
-export const KNOWN_BUGS = {} satisfies Record<string, KnownBugEntry>;
+export const KNOWN_BUGS = {
+  'thp-free-splits-partial-folio': {
+    scenarios: ['thp-free-splits-partial-folio.yaml'],
+    what:
+      'MADV_FREE over part of a PTE-mapped large folio (a THP whose PMD was split) splits the folio ' +
+      '(madvise_free_pte_range(): nr < folio_nr_pages() -> split_folio()), and the zero-filled subpages ' +
+      'still mapped become the zero page; the engine keeps the folio large',
+  },
+  'shmem-guard-wp-reinstall': {
+    scenarios: ['shmem-guard-wp-reinstall.yaml'],
+    what:
+      'MADV_GUARD_INSTALL over guard markers that carry the uffd-wp bit (a WP_MATCHING scan sets it) ' +
+      'in a shmem uffd-wp VMA finds only guard markers and returns; the engine zaps and restarts for ever (a hang)',
+  },
+} satisfies Record<string, KnownBugEntry>;
 
 export type KnownBug = keyof typeof KNOWN_BUGS;
 

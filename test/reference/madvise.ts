@@ -35,7 +35,7 @@ const FLAG_UPDATES: Partial<Record<Advice, (flags: number) => number>> = {
   dontfork: (f) => f | VM_DONTCOPY,
   dofork: (f) => f & ~VM_DONTCOPY, // VM_IO is never set here
   nohugepage: (f) => (f & ~VM_HUGEPAGE) | VM_NOHUGEPAGE,
-  hugepage: (f) => (f & ~VM_NOHUGEPAGE) | VM_HUGEPAGE, // (only reached for hugetlb VMAs)
+  hugepage: (f) => (f & ~VM_NOHUGEPAGE) | VM_HUGEPAGE,
 };
 
 /** do_madvise(): is_valid_madvise(), then the populate path or madvise_walk_vmas(). */
@@ -49,8 +49,8 @@ export function doMadvise(mm: RefMm, ctx: UffdCtx | null, startIn: bigint, lenIn
   // Nothing lives at or above TASK_SIZE: past the last VMA is a gap anyway.
   const start = Number(startIn);
   const end = endIn > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(endIn);
-  // THP is not modelled: MADV_HUGEPAGE / MADV_COLLAPSE only where every VMA is hugetlb.
-  if ((advice === 'hugepage' || advice === 'collapse') && mm.vmasIntersecting(start, end).some((v) => !v.huge)) return 'notmodelled';
+  // MADV_COLLAPSE is not modelled but where every VMA is hugetlb.
+  if (advice === 'collapse' && mm.vmasIntersecting(start, end).some((v) => !v.huge)) return 'notmodelled';
   if (advice === 'populate-read' || advice === 'populate-write') return madvisePopulate(mm, ctx, start, end, advice === 'populate-write');
   return madviseWalkVmas(mm, ctx, start, end, advice);
 }
@@ -85,11 +85,12 @@ function madviseVmaBehavior(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: num
     case 'remove':
       return 'EINVAL'; // madvise_remove(): needs a file
     case 'willneed':
+      return null; // no file: nothing a scan can see
     case 'cold':
-      return null; // no swap, no file: nothing a scan can see
-    case 'pageout':
-      madvisePageout(mm, start, end);
+      madviseCold(mm, start, end);
       return null;
+    case 'pageout':
+      return madvisePageout(mm, start, end);
     case 'dontneed':
     case 'free':
       return madviseDontneedFree(mm, ctx, vma, start, end, advice);
@@ -200,6 +201,7 @@ function madviseDontneedFree(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start: nu
  * that holds only none entries afterwards is freed (zap_pte_range() + try_to_free_pte()).
  */
 export function zapPageRange(mm: RefMm, start: number, end: number, reclaimPt: boolean): void {
+  mm.zapThps(start, end);
   for (let addr = start; addr < end; ) {
     const next = addrEnd(addr, end, PMD_SIZE);
     if (mm.hasPteTable(addr)) zapPteRange(mm, addr, next, reclaimPt);
@@ -228,9 +230,26 @@ function zapPteRange(mm: RefMm, start: number, end: number, reclaimPt: boolean):
  * entries are freed (free_swap_and_cache(), the slot is cleared: its uffd-wp bit goes too).
  */
 function madviseFreeRange(mm: RefMm, start: number, end: number): void {
+  for (let addr = start; addr < end; ) {
+    // madvise_free_huge_pmd(): the huge zero page is left alone; a THP covered whole becomes
+    // lazy-free as a whole, one covered in part is split (split_folio()) for the PTE loop.
+    const next = addrEnd(addr, end, PMD_SIZE);
+    const thp = mm.thpGet(addr);
+    if (thp && !thp.zero && next - addr === PMD_SIZE) {
+      thp.lazyfree = true;
+      thp.redirtied = false;
+    } else if (thp && !thp.zero) mm.splitFolio(addr, thp.folio);
+    addr = next;
+  }
   for (let addr = start; addr < end; addr += PAGE_SIZE) {
     if (!mm.hasPteTable(addr)) continue;
-    const pte = mm.pteGet(addr);
+    let pte = mm.pteGet(addr);
+    // A large folio not mapped whole inside the range is split first.
+    if (pte?.kind === 'page' && pte.folio !== undefined && !folioWhollyIn(mm, addr, pte.folio, start, end)) {
+      mm.note('thp-free-splits-partial-folio');
+      mm.splitFolio(addr, pte.folio);
+      pte = mm.pteGet(addr);
+    }
     // The zero page has no folio; markers are not swap entries: both untouched.
     if (pte?.kind === 'page') {
       pte.lazyfree = true; // clean, old, folio_mark_lazyfree()
@@ -247,15 +266,63 @@ function madviseFreeRange(mm: RefMm, start: number, end: number): void {
  * uffd-wp bit: pte_swp_mkuffd_wp()) and stays without. The zero page, markers and swap entries
  * are never touched.
  */
-function madvisePageout(mm: RefMm, start: number, end: number): void {
+function madvisePageout(mm: RefMm, start: number, end: number): MadviseResult {
+  for (let addr = start; addr < end; ) {
+    // A THP is split (split_folio(): in part, by madvise_cold_or_pageout_pte_range(); whole, by
+    // shrink_folio_list() when no swap slot for the folio can be had), then reclaimed page by page.
+    const next = addrEnd(addr, end, PMD_SIZE);
+    const thp = mm.thpGet(addr);
+    if (thp && !thp.zero) {
+      if (thp.lazyfree || thp.redirtied) return 'notmodelled';
+      mm.splitFolio(addr, thp.folio);
+    }
+    addr = next;
+  }
   for (let addr = start; addr < end; addr += PAGE_SIZE) {
     if (!mm.hasPteTable(addr)) continue;
-    const pte = mm.pteGet(addr);
+    let pte = mm.pteGet(addr);
+    if (pte?.kind === 'page' && pte.folio !== undefined) {
+      const f = pte.folio;
+      if (mm.folioPages(addr, f).some((a) => { const q = mm.pteGet(a); return q?.kind === 'page' && (q.lazyfree || q.redirtied === true); })) return 'notmodelled';
+      mm.splitFolio(addr, f);
+      pte = mm.pteGet(addr);
+    }
     if (pte?.kind !== 'page') continue;
     if (pte.lazyfree) mm.pteSet(addr, undefined);
     // Written since MADV_FREE: made swapbacked again and kept, this time.
     else if (pte.redirtied) pte.redirtied = false;
     else if (mm.swap) mm.pteSet(addr, { kind: 'swap', wp: pte.wp });
+  }
+  return null;
+}
+
+/**
+ * madvise_folio_pte_batch() == folio_nr_pages(): every page of the large folio is mapped, in
+ * addr's block, inside [start, end), by PTEs that differ in nothing folio_pte_batch() compares
+ * (dirty, soft-dirty, write and young bits are ignored; the uffd-wp bit is not).
+ */
+function folioWhollyIn(mm: RefMm, addr: number, folio: number, start: number, end: number): boolean {
+  const pages = mm.folioPages(addr, folio);
+  if (pages.length !== 512 || pages[0] < start || pages[511] + PAGE_SIZE > end) return false;
+  const wp = (a: number): boolean => (mm.pteGet(a) as { wp: boolean }).wp;
+  return pages.every((a) => wp(a) === wp(pages[0]));
+}
+
+/**
+ * MADV_COLD: nothing a scan sees, but a THP covered in part, or a large folio not mapped whole
+ * inside the range, is split (split_folio()).
+ */
+function madviseCold(mm: RefMm, start: number, end: number): void {
+  for (let addr = start; addr < end; ) {
+    const next = addrEnd(addr, end, PMD_SIZE);
+    const thp = mm.thpGet(addr);
+    if (thp && !thp.zero && next - addr !== PMD_SIZE) mm.splitFolio(addr, thp.folio);
+    addr = next;
+  }
+  for (let addr = start; addr < end; addr += PAGE_SIZE) {
+    if (!mm.hasPteTable(addr)) continue;
+    const pte = mm.pteGet(addr);
+    if (pte?.kind === 'page' && pte.folio !== undefined && !folioWhollyIn(mm, addr, pte.folio, start, end)) mm.splitFolio(addr, pte.folio);
   }
 }
 
@@ -275,8 +342,18 @@ function madviseGuardInstall(mm: RefMm, vma: Vma, start: number, end: number): M
       throw new Error('reference bug: guard install does not converge');
     }
     let needZap = false;
+    if (vma.shm) {
+      for (let addr = start; addr < end; addr += PAGE_SIZE) {
+        const pte = mm.hasPteTable(addr) ? mm.pteGet(addr) : undefined;
+        if (pte?.kind === 'guard' && pte.wp) mm.note('shmem-guard-wp-reinstall');
+      }
+    }
     // walk_page_range_mm() with install_pte: allocates the tables on its way.
     for (let addr = start; addr < end; addr += PAGE_SIZE) {
+      if (mm.thpGet(addr)) {
+        needZap = true; // a PMD leaf: guard_install_pmd_entry() asks for the zap
+        break;
+      }
       mm.pteAlloc(addr);
       const pte = mm.pteGet(addr);
       if (pte === undefined) mm.pteSet(addr, { kind: 'guard', wp: false }); // guard_install_set_pte()
@@ -308,7 +385,13 @@ function madvisePopulate(mm: RefMm, ctx: UffdCtx | null, start: number, end: num
     const vma = mm.vmaLookup(addr);
     if (!vma) return 'ENOMEM';
     if (write ? !(vma.prot & PROT_WRITE) : !(vma.prot & PROT_READ)) return 'EINVAL';
-    const r = gupFaultIn(mm, ctx, vma, addr, write);
+    mm.noStore = true; // GUP faults pages in, it stores nothing
+    let r: FaultResult;
+    try {
+      r = gupFaultIn(mm, ctx, vma, addr, write);
+    } finally {
+      mm.noStore = false;
+    }
     if (r === 'userfault') return 'userfault';
     if (r !== 'ok') return 'EFAULT';
   }
@@ -318,6 +401,8 @@ function madvisePopulate(mm: RefMm, ctx: UffdCtx | null, start: number, end: num
 /** follow_page_pte() then faultin_page(): fault only when the entry does not allow the access. */
 function gupFaultIn(mm: RefMm, ctx: UffdCtx | null, vma: Vma, addr: number, write: boolean): FaultResult {
   if (vma.huge) return hugetlbAccess(mm, ctx, vma, addr, write);
+  const thp = mm.thpGet(addr);
+  if (thp && (!write || (thp.writable && !thp.zero))) return 'ok'; // (FOLL_TOUCH: stores nothing)
   const pte = mm.hasPteTable(addr) ? mm.pteGet(addr) : undefined;
   if (pte?.kind === 'page' && (!write || pte.writable)) {
     if (write && pte.lazyfree) {

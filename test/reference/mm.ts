@@ -12,7 +12,9 @@
 //
 // Modelled: private anonymous memory (with swap when the system has it), hugetlb (2 MiB and
 // 1 GiB pages, private and shared), one huge page at a time, and shmem (MAP_SHARED|MAP_ANONYMOUS,
-// memfd mapped private or shared) with its page cache, one page at a time. No THP, no disk files.
+// memfd mapped private or shared) with its page cache, one page at a time, and anonymous THP
+// (thps: PMD-mapped folios and the huge zero page; split into PTEs of a large folio, split_folio()
+// with the zero-filled subpages mapped to the zero page). No file/shmem THP, no disk files.
 
 import type { KnownBug } from './known-bugs';
 
@@ -133,6 +135,21 @@ export interface HugePool {
   resv: number;
 }
 
+/**
+ * A PMD leaf of an anonymous VMA: a THP (`folio`) or the huge zero page (`zero`). `wp`:
+ * pmd_uffd_wp(); `writable`: pmd_write(); `data`: the subpages (0..511) a touch stored a byte in
+ * (the others are zero-filled); `lazyfree`/`redirtied` as for a PTE.
+ */
+export interface Thp {
+  zero: boolean;
+  wp: boolean;
+  writable: boolean;
+  folio: number;
+  data: Set<number>;
+  lazyfree: boolean;
+  redirtied?: boolean;
+}
+
 /** A situation the reference does not model: the run stops as 'notmodelled'. */
 export class NotModelled extends Error {}
 
@@ -143,7 +160,17 @@ export type Pte =
    * `lazyfree`: MADV_FREE made it clean and it was not dirtied since; `redirtied`: MADV_FREE'd
    * and written since (the folio is still !swapbacked, the PTE dirty).
    */
-  | { kind: 'page'; wp: boolean; writable: boolean; lazyfree: boolean; redirtied?: boolean }
+  | {
+      kind: 'page';
+      wp: boolean;
+      writable: boolean;
+      lazyfree: boolean;
+      redirtied?: boolean;
+      /** A subpage of a large folio (a THP whose PMD was split): the folio's id. */
+      folio?: number;
+      /** (large folios only) a touch stored a byte in it: not zero-filled. */
+      data?: boolean;
+    }
   /** The shared zero page (a read fault of anonymous memory). */
   | { kind: 'zero'; wp: boolean }
   /** make_pte_marker(PTE_MARKER_UFFD_WP) */
@@ -184,6 +211,13 @@ export class RefMm {
   };
   /** system.swap: a swap device exists. */
   swap = false;
+  /** PMD leaves of anonymous VMAs (THP, huge zero page), by 2 MiB block number. */
+  readonly thps = new Map<number, Thp>();
+  /** /sys/kernel/mm/transparent_hugepage/enabled */
+  thpMode: 'always' | 'madvise' | 'never' = 'madvise';
+  /** Set while a fault stores nothing (MADV_POPULATE_WRITE): no subpage gets data. */
+  noStore = false;
+  private folios = 0;
   private anonVmas = 0;
   private files = 0;
   /**
@@ -235,6 +269,8 @@ export class RefMm {
     const v = this.vmaLookup(addr);
     if (!v || v.start === addr) return;
     if (!this.maySplitAt(addr)) throw new Error(`reference bug: splitting a hugetlb VMA at 0x${addr.toString(16)}`);
+    // vma_adjust_trans_huge(): a PMD leaf across the new boundary is split (__split_huge_pmd()).
+    if (addr % PMD_SIZE !== 0 && this.thps.has(blockOf(addr))) this.splitHugePmd(addr);
     const tail: Vma = { ...v, start: addr };
     if (v.huge) {
       tail.huge = { ...v.huge, pgoff: v.huge.pgoff + (addr - v.start) / v.huge.size };
@@ -355,6 +391,105 @@ export class RefMm {
     if (vma.anonVma === null) vma.anonVma = ++this.anonVmas;
   }
 
+  // ---- THP -------------------------------------------------------------------------------
+
+  newFolio(): number {
+    return ++this.folios;
+  }
+
+  /**
+   * thp_vma_allowable_order(TVA_PAGEFAULT, PMD_ORDER) + thp_vma_suitable_order(): an anonymous
+   * VMA THP may be used in (the mode, VM_HUGEPAGE / VM_NOHUGEPAGE) whose VMA holds the whole
+   * 2 MiB block of addr.
+   */
+  thpAllowed(vma: Vma, addr: number): boolean {
+    if (vma.huge || vma.shm) return false;
+    if (this.thpMode === 'never') return false;
+    if (vma.flags & VM_NOHUGEPAGE) return false;
+    if (this.thpMode === 'madvise' && !(vma.flags & VM_HUGEPAGE)) return false;
+    const s = alignDown(addr, PMD_SIZE);
+    return s >= vma.start && s + PMD_SIZE <= vma.end;
+  }
+
+  thpGet(addr: number): Thp | undefined {
+    return this.thps.get(blockOf(addr));
+  }
+
+  /**
+   * __split_huge_pmd() of addr's block: the deposited table becomes the PTE table, 512 PTEs
+   * inheriting the PMD's bits: zero PTEs for the huge zero page, PTEs of the (still large) folio
+   * otherwise.
+   */
+  splitHugePmd(addr: number): void {
+    const b = blockOf(addr);
+    const thp = this.thps.get(b);
+    if (!thp) return;
+    this.thps.delete(b);
+    this.pteAlloc(addr);
+    for (let i = 0; i < 512; i++) {
+      const a = b * PMD_SIZE + i * PAGE_SIZE;
+      if (thp.zero) this.pteSet(a, { kind: 'zero', wp: thp.wp });
+      else {
+        this.pteSet(a, {
+          kind: 'page',
+          wp: thp.wp,
+          writable: thp.writable,
+          lazyfree: thp.lazyfree,
+          redirtied: thp.redirtied,
+          folio: thp.folio,
+          data: thp.data.has(i),
+        });
+      }
+    }
+  }
+
+  /**
+   * split_folio() of the large folio mapped in addr's block (PMD-mapped: unmapped whole first):
+   * remap_page() with RMP_USE_SHARED_ZEROPAGE maps every zero-filled subpage to the zero page
+   * (keeping its uffd-wp bit); the others become small pages.
+   */
+  splitFolio(addr: number, folio: number): void {
+    const b = blockOf(addr);
+    const thp = this.thps.get(b);
+    if (thp && !thp.zero && thp.folio === folio) this.splitHugePmd(addr);
+    if (!this.pteTables.has(b)) return;
+    for (let p = b * 512; p < (b + 1) * 512; p++) {
+      const pte = this.ptes.get(p);
+      if (pte?.kind !== 'page' || pte.folio !== folio) continue;
+      if (!pte.data) this.ptes.set(p, { kind: 'zero', wp: pte.wp });
+      else {
+        delete pte.folio;
+        delete pte.data;
+      }
+    }
+  }
+
+  /** The pages of folio `folio` still mapped in addr's block (PTE-mapped). */
+  folioPages(addr: number, folio: number): number[] {
+    const b = blockOf(addr);
+    const out: number[] = [];
+    for (let p = b * 512; p < (b + 1) * 512; p++) {
+      const pte = this.ptes.get(p);
+      if (pte?.kind === 'page' && pte.folio === folio) out.push(p * PAGE_SIZE);
+    }
+    return out;
+  }
+
+  /**
+   * zap_pmd_range() for the PMD leaves of [start, end): a block covered whole loses its leaf
+   * (zap_huge_pmd(): a hole again), one covered in part is split for the PTE zap.
+   */
+  zapThps(start: number, end: number): void {
+    for (let addr = start; addr < end; ) {
+      const next = addrEnd(addr, end, PMD_SIZE);
+      if (this.thps.has(blockOf(addr))) {
+        if (next - addr === PMD_SIZE) this.thps.delete(blockOf(addr));
+        else this.splitHugePmd(addr);
+      }
+      addr = next;
+    }
+  }
+
   // ---- page tables -----------------------------------------------------------------------
 
   hasPteTable(addr: number): boolean {
@@ -402,6 +537,7 @@ export class RefMm {
   freePmdTable(pud: number): void {
     for (let b = pud * 512; b < (pud + 1) * 512; b++) {
       if (this.pteTables.has(b)) throw new Error(`reference bug: freeing the PMD table of ${pud} GiB with a PTE table at block ${b}`);
+      if (this.thps.has(b)) throw new Error(`reference bug: freeing the PMD table of ${pud} GiB with a THP at block ${b}`);
       if (this.huge.has(b * PMD_SIZE)) throw new Error(`reference bug: freeing the PMD table of ${pud} GiB with a hugetlb entry at block ${b}`);
     }
     this.pmdTables.delete(pud);

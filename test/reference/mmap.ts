@@ -100,7 +100,12 @@ export function doMunmap(mm: RefMm, ctx: UffdCtx | null, startIn: bigint, lenIn:
   if (mm.vmasIntersecting(start, end).length === 0) return null;
   // vms_gather_munmap_vmas(): the splits at both ends come first (a hugetlb VMA refuses one
   // inside a huge page), before anything is unmapped.
-  if (!mm.mayIsolate(start, end)) return 'EINVAL';
+  if (!mm.mayIsolate(start, end)) {
+    // The split at the start is done (and stays; a THP across it is split) before the one at
+    // the end fails.
+    if (mm.maySplitAt(start)) mm.splitAt(start);
+    return 'EINVAL';
+  }
   const detached = mm.isolate(start, end);
   // userfaultfd_unmap_prep() / userfaultfd_unmap_complete(): with UFFD_FEATURE_EVENT_UNMAP on a
   // registered VMA, munmap waits until a reader takes the event.
@@ -113,6 +118,7 @@ export function doMunmap(mm: RefMm, ctx: UffdCtx | null, startIn: bigint, lenIn:
       unmapHugepageRange(mm, vma, vma.start, vma.end, true);
       continue;
     }
+    mm.zapThps(vma.start, vma.end);
     for (let addr = vma.start; addr < vma.end; addr += PAGE_SIZE) {
       if (mm.hasPteTable(addr)) mm.pteSet(addr, undefined);
     }

@@ -312,7 +312,8 @@ class PagemapScan {
   walkPmdRange(vma: Vma, addr: number, end: number): WalkRet {
     do {
       const next = addrEnd(addr, end, PMD_SIZE);
-      const err = this.mm.pteTables.has(blockOf(addr)) ? this.pmdEntry(vma, addr, next) : this.pteHole(vma, addr, next);
+      const b = blockOf(addr);
+      const err = this.mm.pteTables.has(b) || this.mm.thps.has(b) ? this.pmdEntry(vma, addr, next) : this.pteHole(vma, addr, next);
       if (err) return err;
       addr = next;
     } while (addr !== end);
@@ -389,14 +390,36 @@ class PagemapScan {
     this.foundPages -= BigInt((end - addr) / PAGE_SIZE);
   }
 
-  /** pagemap_scan_thp_entry(): no PMD leaves in this model, so always -ENOENT. */
-  thpEntry(): 'ENOENT' {
-    return 'ENOENT';
+  /** pagemap_scan_thp_entry(): -ENOENT when there is no PMD leaf (or after splitting it). */
+  thpEntry(vma: Vma, start: number, end: number): WalkRet | 'ENOENT' {
+    const thp = this.mm.thpGet(start);
+    if (!thp) return 'ENOENT';
+    // pagemap_thp_category()
+    let categories = this.curVmaCategory | PAGE_IS_PRESENT | PAGE_IS_HUGE;
+    if (!thp.wp) categories |= PAGE_IS_WRITTEN;
+    if (thp.zero) categories |= PAGE_IS_PFNZERO;
+    if (!this.isInterestingPage(categories)) return 0;
+    const o = this.output(categories, start, end);
+    if (start === o.end) return o.ret;
+    if (!this.wpMatching) return o.ret;
+    if (!(categories & PAGE_IS_WRITTEN)) return o.ret;
+    if (o.end !== start + PMD_SIZE) {
+      // "Break huge page into small pages if the WP operation needs to be performed on a
+      // portion of the huge page."
+      this.mm.splitHugePmd(start);
+      this.backoutRange(start, o.end);
+      return 'ENOENT'; // "Report as if there was no THP"
+    }
+    // make_uffd_wp_pmd(): pmd_mkuffd_wp() also write-protects it.
+    thp.wp = true;
+    thp.writable = false;
+    return o.ret;
   }
 
   /** pagemap_scan_pmd_entry() */
   pmdEntry(vma: Vma, start: number, end: number): WalkRet {
-    if (this.thpEntry() !== 'ENOENT') throw new Error('unreachable');
+    const t = this.thpEntry(vma, start, end);
+    if (t !== 'ENOENT') return t;
     let ret: WalkRet = 0;
     const isWp = (pte: Pte | undefined): boolean =>
       // (pte_present(ptent) && pte_uffd_wp(ptent)) || pte_swp_uffd_wp_any(ptent)

@@ -1,7 +1,8 @@
 // The reference model (test/reference/) checked against the real kernel's answers:
 //   - the expectations of the bundled scenarios (recorded from Linux 6.18.44), as far as they use
 //     what the reference models (private anonymous memory, with or without swap; hugetlb 2 MiB and
-//     1 GiB, private and shared; shmem: shared-anon, memfd-private, memfd-shared; no THP or disk files);
+//     1 GiB, private and shared; shmem: shared-anon, memfd-private, memfd-shared; anonymous THP (no
+//     MADV_COLLAPSE outside hugetlb); no file THP or disk files);
 //   - the cases in kernel-cases/ (recorded from 6.18.44 with `pagemap-scan record`), each the
 //     smallest program showing a rule the engine missed; and the engine on them, against the
 //     known-bug list (a case that starts passing on the engine must leave that list);

@@ -15,6 +15,7 @@ import {
   PMD_SIZE,
   PUD_SIZE,
   type RefMm,
+  type Thp,
   type Vma,
 } from './mm';
 import { hugetlbChangeProtection } from './hugetlb';
@@ -71,10 +72,25 @@ export function changeProtection(mm: RefMm, ctx: UffdCtx | null, vma: Vma, start
   }
   for (let addr = start; addr < end; ) {
     const next = addrEnd(addr, end, PMD_SIZE);
+    const thp = mm.thpGet(addr);
+    if (thp && next - addr === PMD_SIZE) {
+      changeHugePmd(vma, thp, cp);
+      addr = next;
+      continue;
+    }
+    if (thp) mm.splitHugePmd(addr); // a PMD leaf covered in part: __split_huge_pmd()
     if (prepare) mm.pteAlloc(addr); // change_pmd_prepare()
     if (mm.hasPteTable(addr)) changePteRange(mm, ctx, vma, addr, next, cp);
     addr = next;
   }
+}
+
+/** change_huge_pmd() of an anonymous PMD leaf (the huge zero page too). */
+function changeHugePmd(vma: Vma, thp: Thp, cp: ChangeProtection): void {
+  if (cp.uffdWp) thp.wp = true;
+  else if (cp.uffdWpResolve) thp.wp = false;
+  // pmd_modify() with vm_page_prot (never writable), then can_change_pmd_writable().
+  thp.writable = !thp.zero && cp.tryChangeWritable === true && (vma.prot & PROT_WRITE) !== 0 && !(thp.wp && userfaultfdWp(vma));
 }
 
 /** change_pte_range() */
