@@ -37,6 +37,13 @@ export const KNOWN_BUGS = {
       '(madvise_free_pte_range(): nr < folio_nr_pages() -> split_folio()), and the zero-filled subpages ' +
       'still mapped become the zero page; the engine keeps the folio large',
   },
+  'thp-pageout-lazyfree': {
+    scenarios: ['thp-pageout-lazyfree.yaml'],
+    what:
+      'MADV_PAGEOUT of lazy-free (MADV_FREE) THP memory: a clean whole THP is discarded, a re-dirtied ' +
+      'one has its PMD split and is kept unsplit, and the clean lazy-free pages of a folio split by ' +
+      'madvise are discarded; the engine splits the folio and keeps every page',
+  },
   'shmem-guard-wp-reinstall': {
     scenarios: ['shmem-guard-wp-reinstall.yaml'],
     what:

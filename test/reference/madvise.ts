@@ -16,6 +16,7 @@ import {
   VM_SEQ_READ,
   addrEnd,
   blockOf,
+  type Pte,
   type RefMm,
   type Vma,
 } from './mm';
@@ -267,23 +268,48 @@ function madviseFreeRange(mm: RefMm, start: number, end: number): void {
  * are never touched.
  */
 function madvisePageout(mm: RefMm, start: number, end: number): MadviseResult {
+  const kept = new Set<number>();
   for (let addr = start; addr < end; ) {
     // A THP is split (split_folio(): in part, by madvise_cold_or_pageout_pte_range(); whole, by
     // shrink_folio_list() when no swap slot for the folio can be had), then reclaimed page by page.
     const next = addrEnd(addr, end, PMD_SIZE);
     const thp = mm.thpGet(addr);
-    if (thp && !thp.zero) {
-      if (thp.lazyfree || thp.redirtied) return 'notmodelled';
+    if (thp && !thp.zero && next - addr === PMD_SIZE && (thp.lazyfree || thp.redirtied)) {
+      // A lazy-free THP goes to reclaim whole: still clean, it is discarded (the block keeps a
+      // PTE table of none entries); written since MADV_FREE, the PMD is split (try_to_unmap()
+      // with TTU_SPLIT_HUGE_PMD), the folio made swap-backed again and kept, not split.
+      mm.note('thp-pageout-lazyfree');
+      if (thp.redirtied) {
+        kept.add(blockOf(addr)); // (reclaim is done with it: the PTE loop does not see it)
+        mm.splitHugePmd(addr);
+        for (const a of mm.folioPages(addr, thp.folio)) {
+          const q = mm.pteGet(a) as Pte & { kind: 'page' };
+          q.lazyfree = false;
+          q.redirtied = false;
+        }
+      } else {
+        mm.thps.delete(blockOf(addr));
+        mm.pteAlloc(addr);
+      }
+    } else if (thp && !thp.zero) {
+      if (thp.lazyfree || thp.redirtied) mm.note('thp-pageout-lazyfree');
       mm.splitFolio(addr, thp.folio);
     }
     addr = next;
   }
   for (let addr = start; addr < end; addr += PAGE_SIZE) {
-    if (!mm.hasPteTable(addr)) continue;
+    if (!mm.hasPteTable(addr) || kept.has(blockOf(addr))) continue;
     let pte = mm.pteGet(addr);
     if (pte?.kind === 'page' && pte.folio !== undefined) {
+      // Not mapped whole inside the range: split here (split_folio()). Whole: reclaim splits it
+      // when no swap slot can be had for it; a lazy-free one is not modelled there.
       const f = pte.folio;
-      if (mm.folioPages(addr, f).some((a) => { const q = mm.pteGet(a); return q?.kind === 'page' && (q.lazyfree || q.redirtied === true); })) return 'notmodelled';
+      const lazy = mm.folioPages(addr, f).some((a) => {
+        const q = mm.pteGet(a);
+        return q?.kind === 'page' && (q.lazyfree || q.redirtied === true);
+      });
+      if (lazy && folioWhollyIn(mm, addr, f, start, end)) return 'notmodelled';
+      if (lazy) mm.note('thp-pageout-lazyfree');
       mm.splitFolio(addr, f);
       pte = mm.pteGet(addr);
     }
