@@ -19,7 +19,8 @@
 // __split_huge_pmd() at VMA splits, partial zaps and change_protection(), on a write to a uffd-wp
 // THP; split_folio() by MADV_FREE / MADV_COLD / MADV_PAGEOUT with the zero-filled subpages mapped
 // to the zero page; pageout of a whole THP as split then reclaim). Anything else (MADV_COLLAPSE
-// outside hugetlb, MADV_PAGEOUT of a lazy-free large folio, file/shmem THP, disk files, PFNMAP,
+// outside hugetlb, MADV_PAGEOUT of a lazy-free PTE-mapped large folio mapped whole in the range,
+// file/shmem THP, disk files, PFNMAP,
 // other kernel profiles than 6.18.44 and 6.18.0) stops as 'notmodelled'.
 
 import type { Op, Program, Step, StepResult } from '../../src/scenario/program';
