@@ -66,19 +66,30 @@ function writeExpectations(doc: Document, program: Program, results: StepResult[
   });
 }
 
+/** The mapping names a step may use: those of the mmaps before it (resolve.ts refuses others). */
+function namesBefore(program: Program, step: number): Map<string, bigint> {
+  const names = new Map<string, bigint>();
+  for (const s of program.steps) {
+    if (s.index >= step) break;
+    if (s.op.op === 'mmap' && s.op.name !== undefined) names.set(s.op.name, s.op.addr);
+  }
+  return names;
+}
+
 function expectationFor(r: StepResult, program: Program): Record<string, unknown> | undefined {
+  const names = namesBefore(program, r.step);
   // A step that blocked in handle_userfault(): the message the kernel queued for the reader.
-  if (r.userfault) return { userfault: { address: symbolic(r.userfault.address, program.names), flags: [...r.userfault.flags] } };
+  if (r.userfault) return { userfault: { address: symbolic(r.userfault.address, names), flags: [...r.userfault.flags] } };
   // A step the kernel never returns from: what it does for ever (and the byte, for a touch).
-  if (r.hang) return { hang: { why: r.hang.why, ...(r.hang.address !== undefined && { address: symbolic(r.hang.address, program.names) }) } };
+  if (r.hang) return { hang: { why: r.hang.why, ...(r.hang.address !== undefined && { address: symbolic(r.hang.address, names) }) } };
   if (r.op !== 'pagemap_scan') return r.errno ? { errno: r.errno } : undefined;
   const out: Record<string, unknown> = {};
   if (r.errno) out.errno = r.errno;
   else out.ret = Number(r.ret);
-  out.walk_end = r.walk_end == null ? null : symbolic(r.walk_end, program.names);
+  out.walk_end = r.walk_end == null ? null : symbolic(r.walk_end, names);
   out.regions = (r.regions ?? []).map((g) => [
-    symbolic(g.start, program.names),
-    symbolic(g.end, program.names),
+    symbolic(g.start, names),
+    symbolic(g.end, names),
     categoryNames(g.categories),
   ]);
   return out;

@@ -5,7 +5,7 @@
 import { PAGE_SIZE, PMD_SIZE } from '../uapi';
 import { roundDown, type MmStruct } from './mm';
 import { RunMap } from './runmap';
-import { HUGE_LEAF, PTE_FILE, PTE_MARKER_UFFD_WP, PTE_PRESENT, PTE_SWAP, PTE_UFFD_WP, PTE_WRITE, isHugeLeaf, isUffdWpMarker, ptePresent, pteKind, type Pte } from './pte';
+import { PTE_FILE, PTE_MARKER_UFFD_WP, PTE_PRESENT, PTE_SWAP, PTE_UFFD_WP, PTE_WRITE, isHugeLeaf, isUffdWpMarker, ptePresent, pteKind, type Pte } from './pte';
 import { userfaultfdWp, type Vma } from './vma';
 import { handleUserfault, type UffdCtx } from './userfaultfd';
 import { UFFD_REGISTER_MODES } from '../uapi';

@@ -11,6 +11,8 @@ import {
   ptePresent,
   PTE_FILE,
   PTE_LARGE_FOLIO,
+  PTE_LAZYFREE,
+  PTE_LAZYFREE_DIRTY,
   PTE_PRESENT,
   PTE_SOFT_DIRTY,
   PTE_UFFD_WP,
@@ -45,9 +47,12 @@ export function doHugePmdAnonymousPage(mm: MmStruct, addr: number, write: boolea
   mm.pmd.set(block, block + PMD_SIZE, write ? HUGE_LEAF : HUGE_LEAF | PTE_ZERO);
 }
 
-/** The PTE every page of a split PMD leaf inherits (__split_huge_pmd_locked()). */
+/**
+ * The PTE every page of a split PMD leaf inherits (__split_huge_pmd_locked()); a lazily-freed
+ * folio stays lazily freed (clean or written since).
+ */
 function ptesOfHugePmd(pmd: number): number {
-  const pte = PTE_PRESENT | (pmd & (PTE_UFFD_WP | PTE_SOFT_DIRTY | PTE_ZERO | PTE_FILE));
+  const pte = PTE_PRESENT | (pmd & (PTE_UFFD_WP | PTE_SOFT_DIRTY | PTE_ZERO | PTE_FILE | PTE_LAZYFREE | PTE_LAZYFREE_DIRTY));
   // The pages of a THP stay one large folio until the folio itself is split.
   return pmd & PTE_ZERO ? pte : pte | PTE_LARGE_FOLIO;
 }
@@ -108,18 +113,36 @@ export function largeFolioBlocks(mm: MmStruct, start: number, end: number): numb
  */
 export function madviseColdLargeFolios(mm: MmStruct, vma: Vma, start: number, end: number): void {
   if (vma.mapping) return fileCold(mm, vma, start, end);
-  if (!vmaIsAnonymous(vma)) return;
+  if (vmaIsAnonymous(vma)) splitPartialLargeFolios(mm, start, end);
+}
+
+/**
+ * madvise_cold_or_pageout_pte_range() and madvise_free_pte_range(): an anonymous large folio
+ * that [start, end) does not map whole (not all in the range, or not all in one batch of PTEs)
+ * is split (split_folio()).
+ */
+export function splitPartialLargeFolios(mm: MmStruct, start: number, end: number): void {
   for (const block of largeFolioBlocks(mm, start, end)) {
     if (block >= start && block + PMD_SIZE <= end && mappedWhole(mm, block)) continue;
     splitFolio(mm, block);
   }
 }
 
+/** PTE differences folio_pte_batch() ignores here (FPB_IGNORE_DIRTY, FPB_IGNORE_SOFT_DIRTY). */
+const BATCH_IGNORED = PTE_SOFT_DIRTY | PTE_LAZYFREE | PTE_LAZYFREE_DIRTY;
+
 /** The block's large folio is mapped by its PMD, or by 512 PTEs of one batch. */
-function mappedWhole(mm: MmStruct, block: number): boolean {
+export function mappedWhole(mm: MmStruct, block: number): boolean {
   if (isHugeLeaf(mm.pmd.get(block))) return true;
-  const run = mm.pte.map.runAt(mm.pte.index(block));
-  return run.value !== undefined && ptePresent(run.value) && (run.value & PTE_LARGE_FOLIO) !== 0 && run.end >= mm.pte.index(block + PMD_SIZE);
+  const end = mm.pte.index(block + PMD_SIZE);
+  let at = mm.pte.index(block);
+  let batch: number | undefined;
+  for (const run of mm.pte.map.runs(at, end)) {
+    if (run.start !== at || !ptePresent(run.value) || !(run.value & PTE_LARGE_FOLIO)) return false;
+    if ((batch ??= run.value & ~BATCH_IGNORED) !== (run.value & ~BATCH_IGNORED)) return false;
+    at = run.end;
+  }
+  return at === end;
 }
 
 // MADV_COLLAPSE is madvise_collapse() of mm/khugepaged.c: see khugepaged.ts.

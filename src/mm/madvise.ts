@@ -16,14 +16,14 @@ import {
   PTE_UFFD_WP,
   PTE_ZERO,
   isGuardMarker,
+  isHugeLeaf,
   isUffdWpMarker,
-  pteIsWriteProtected,
   ptePresent,
   pteKind,
   type Pte,
 } from './pte';
 import { zapRange } from './memory';
-import { largeFolioBlocks, madviseColdLargeFolios, madviseCollapse, splitFolio } from './huge_memory';
+import { largeFolioBlocks, madviseColdLargeFolios, madviseCollapse, mappedWhole, splitFolio, splitHugePmd, splitPartialLargeFolios } from './huge_memory';
 import { filePageout, fileRemove, fileWillneed, isSharedMapping } from './filemap';
 import { modifyVmas, userRange } from './mmap';
 import { fillNone } from './userfaultfd';
@@ -100,10 +100,6 @@ function guardAllowed(mm: MmStruct, vma: Vma): boolean {
   return vmaIsAnonymous(vma) || mm.profile.guardInFileMappings;
 }
 
-function anyWriteProtected(mm: MmStruct, r: VmaRange): boolean {
-  return [...mm.pte.map.runs(mm.pte.index(r.start), mm.pte.index(r.end))].some((run) => pteIsWriteProtected(run.value));
-}
-
 /** MADV_REMOVE: punch a hole in a shared file mapping's file; its mappings are zapped. */
 function madviseRemove(mm: MmStruct, r: VmaRange): ErrnoName | null {
   if (isHugetlb(r.vma)) return hugetlbRemove(mm, r);
@@ -151,8 +147,11 @@ function madviseDontneed(mm: MmStruct, r: VmaRange): ErrnoName | null {
  */
 function madviseFree(mm: MmStruct, r: VmaRange): ErrnoName | null {
   if (!vmaIsAnonymous(r.vma)) return 'EINVAL';
+  splitPartialLargeFolios(mm, r.start, r.end);
+  // madvise_free_huge_pmd(): a THP the range covers whole is lazily freed as it is.
   for (const block of [...mm.hugeLeavesIn(r.start, r.end)]) {
-    if (block < r.start || block + PMD_SIZE > r.end) splitFolio(mm, block);
+    const pmd = mm.pmd.get(block)!;
+    if (!(pmd & PTE_ZERO)) mm.pmd.set(block, block + PMD_SIZE, (pmd & ~PTE_LAZYFREE_DIRTY) | PTE_LAZYFREE);
   }
   // Swap entries are freed (the slots become none); anonymous pages become lazily freed.
   mm.pte.map.update(mm.pte.index(r.start), mm.pte.index(r.end), (pte) => {
@@ -172,8 +171,10 @@ function madvisePageout(mm: MmStruct, r: VmaRange): ErrnoName | null {
   if (r.vma.mapping) filePageout(mm, r.vma, r.start, r.end, r.swap);
   let start = r.start;
   let end = r.end;
+  const reclaimed = vmaIsAnonymous(r.vma) ? reclaimLazyfreeFolios(mm, r) : [];
   // Anonymous large folios (a file VMA's huge leaves are page cache: filePageout() did them).
   for (const block of vmaIsAnonymous(r.vma) ? largeFolioBlocks(mm, r.start, r.end) : []) {
+    if (reclaimed.includes(block)) continue;
     splitFolio(mm, block);
     if (r.swap && coversBlock(block, r)) {
       start = Math.min(start, block);
@@ -192,6 +193,34 @@ function madvisePageout(mm: MmStruct, r: VmaRange): ErrnoName | null {
   return null;
 }
 
+/**
+ * shrink_folio_list() of a lazily-freed large folio the range maps whole (by its PMD, which
+ * try_to_unmap() splits, or by one batch of PTEs): still clean, it is discarded (the PTE table
+ * stays, all none); written anywhere since MADV_FREE, it is made swap-backed and kept, whole.
+ * Returns the blocks it took.
+ */
+function reclaimLazyfreeFolios(mm: MmStruct, r: VmaRange): number[] {
+  const done: number[] = [];
+  for (const block of largeFolioBlocks(mm, r.start, r.end)) {
+    if (!coversBlock(block, r) || !mappedWhole(mm, block)) continue;
+    const lo = mm.pte.index(block);
+    const hi = mm.pte.index(block + PMD_SIZE);
+    const pmd = mm.pmd.get(block);
+    let flags = isHugeLeaf(pmd) ? pmd! : 0;
+    if (!isHugeLeaf(pmd)) for (const run of mm.pte.map.runs(lo, hi)) flags |= run.value;
+    if (!(flags & (PTE_LAZYFREE | PTE_LAZYFREE_DIRTY))) continue;
+    done.push(block);
+    splitHugePmd(mm, block);
+    if (flags & PTE_LAZYFREE_DIRTY) {
+      mm.pte.map.update(lo, hi, (pte) => pte & ~(PTE_LAZYFREE | PTE_LAZYFREE_DIRTY));
+    } else {
+      mm.pte.map.set(lo, hi, undefined);
+      mm.data.set(lo, hi, undefined);
+    }
+  }
+  return done;
+}
+
 /** A whole THP in the range: reclaim took the folio, and every page of it, after the split. */
 function coversBlock(block: number, r: VmaRange): boolean {
   return block >= r.start && block + PMD_SIZE <= r.end;
@@ -206,11 +235,14 @@ function swapOut(pte: Pte): Pte {
 /** MADV_GUARD_INSTALL: zap what is mapped, then a guard marker in every slot. */
 function madviseGuardInstall(mm: MmStruct, r: VmaRange): ErrnoName | null {
   if (!guardAllowed(mm, r.vma)) return 'EINVAL';
-  // In a file VMA the zap keeps uffd-wp markers (and leaves one for every write-protected page of
-  // a uffd-wp VMA), so madvise_guard_install()'s walk never finds the range installable: it zaps
-  // and walks again, for ever (only SIGKILL ends it).
-  const markers = [...mm.pte.map.runs(mm.pte.index(r.start), mm.pte.index(r.end))].some((run) => isUffdWpMarker(run.value));
-  if (r.vma.mapping && (markers || (userfaultfdWp(r.vma) && anyWriteProtected(mm, r)))) {
+  // In a file VMA the zap keeps uffd-wp markers (and leaves one for every write-protected page or
+  // swap entry of a uffd-wp VMA), so madvise_guard_install()'s walk never finds the range
+  // installable: it zaps and walks again, for ever (only SIGKILL ends it). A guard marker, with or
+  // without the uffd-wp bit, is no obstacle.
+  const wp = userfaultfdWp(r.vma);
+  const leavesMarker = (pte: Pte): boolean =>
+    isUffdWpMarker(pte) || (wp && (pte & PTE_UFFD_WP) !== 0 && (ptePresent(pte) || pteKind(pte) === PTE_SWAP));
+  if (r.vma.mapping && [...mm.pte.map.runs(mm.pte.index(r.start), mm.pte.index(r.end))].some((run) => leavesMarker(run.value))) {
     throw new KernelHang(
       'restart-loop',
       'madvise_guard_install() zaps the range and walks it again for ever: the zap of a file VMA keeps uffd-wp markers, which block the guard markers',

@@ -89,7 +89,13 @@ export function handleMmFault(
   const pmd = mm.pmd.get(start);
   if (isHugeLeaf(pmd)) {
     if (!write) return { outcome: 'ok', next: blockEnd };
-    if (!wpHugePmd(mm, vma, ctx, start, pmd!)) return { outcome: 'ok', next: blockEnd };
+    if (!wpHugePmd(mm, vma, ctx, start, pmd!)) {
+      // The store dirties the PMD: a lazily-freed THP is no longer free to discard.
+      const now = mm.pmd.get(start)!;
+      const block = roundDown(start, PMD_SIZE);
+      if (now & PTE_LAZYFREE) mm.pmd.set(block, block + PMD_SIZE, (now & ~PTE_LAZYFREE) | PTE_LAZYFREE_DIRTY);
+      return { outcome: 'ok', next: blockEnd };
+    }
     end = blockEnd; // split: the pages go on at PTE level
   }
   return { outcome: handlePteFault(mm, vma, ctx, start, end, write), next: end };

@@ -22,35 +22,16 @@
 // pages and reservations until its last VMA goes, a hole punch keeps those of unfaulted indices, a
 // fault with no page is SIGBUS), MADV_PAGEOUT of a clean shmem page dropping it from the cache
 // (shmem-pageout-clean), UFFDIO_UNREGISTER un-protecting a whole huge page before its split fails
-// (hugetlb-unregister-partial).
+// (hugetlb-unregister-partial), MADV_FREE splitting a PTE-mapped THP it covers in part
+// (thp-free-splits-partial-folio), MADV_PAGEOUT of lazily-freed THPs (thp-pageout-lazyfree),
+// MADV_GUARD_INSTALL again over write-protected guard markers returning (shmem-guard-wp-reinstall).
 
 export interface KnownBugEntry {
   scenarios: readonly string[];
   what: string;
 }
 
-export const KNOWN_BUGS = {
-  'thp-free-splits-partial-folio': {
-    scenarios: ['thp-free-splits-partial-folio.yaml'],
-    what:
-      'MADV_FREE over part of a PTE-mapped large folio (a THP whose PMD was split) splits the folio ' +
-      '(madvise_free_pte_range(): nr < folio_nr_pages() -> split_folio()), and the zero-filled subpages ' +
-      'still mapped become the zero page; the engine keeps the folio large',
-  },
-  'thp-pageout-lazyfree': {
-    scenarios: ['thp-pageout-lazyfree.yaml'],
-    what:
-      'MADV_PAGEOUT of lazy-free (MADV_FREE) THP memory: a clean whole THP is discarded, a re-dirtied ' +
-      'one has its PMD split and is kept unsplit, and the clean lazy-free pages of a folio split by ' +
-      'madvise are discarded; the engine splits the folio and keeps every page',
-  },
-  'shmem-guard-wp-reinstall': {
-    scenarios: ['shmem-guard-wp-reinstall.yaml'],
-    what:
-      'MADV_GUARD_INSTALL over guard markers that carry the uffd-wp bit (a WP_MATCHING scan sets it) ' +
-      'in a shmem uffd-wp VMA finds only guard markers and returns; the engine zaps and restarts for ever (a hang)',
-  },
-} satisfies Record<string, KnownBugEntry>;
+export const KNOWN_BUGS = {} satisfies Record<string, KnownBugEntry>;
 
 export type KnownBug = keyof typeof KNOWN_BUGS;
 

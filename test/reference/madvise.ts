@@ -247,7 +247,6 @@ function madviseFreeRange(mm: RefMm, start: number, end: number): void {
     let pte = mm.pteGet(addr);
     // A large folio not mapped whole inside the range is split first.
     if (pte?.kind === 'page' && pte.folio !== undefined && !folioWhollyIn(mm, addr, pte.folio, start, end)) {
-      mm.note('thp-free-splits-partial-folio');
       mm.splitFolio(addr, pte.folio);
       pte = mm.pteGet(addr);
     }
@@ -278,7 +277,6 @@ function madvisePageout(mm: RefMm, start: number, end: number): MadviseResult {
       // A lazy-free THP goes to reclaim whole: still clean, it is discarded (the block keeps a
       // PTE table of none entries); written since MADV_FREE, the PMD is split (try_to_unmap()
       // with TTU_SPLIT_HUGE_PMD), the folio made swap-backed again and kept, not split.
-      mm.note('thp-pageout-lazyfree');
       if (thp.redirtied) {
         kept.add(blockOf(addr)); // (reclaim is done with it: the PTE loop does not see it)
         mm.splitHugePmd(addr);
@@ -292,7 +290,6 @@ function madvisePageout(mm: RefMm, start: number, end: number): MadviseResult {
         mm.pteAlloc(addr);
       }
     } else if (thp && !thp.zero) {
-      if (thp.lazyfree || thp.redirtied) mm.note('thp-pageout-lazyfree');
       mm.splitFolio(addr, thp.folio);
     }
     addr = next;
@@ -309,7 +306,6 @@ function madvisePageout(mm: RefMm, start: number, end: number): MadviseResult {
         return q?.kind === 'page' && (q.lazyfree || q.redirtied === true);
       });
       if (lazy && folioWhollyIn(mm, addr, f, start, end)) return 'notmodelled';
-      if (lazy) mm.note('thp-pageout-lazyfree');
       mm.splitFolio(addr, f);
       pte = mm.pteGet(addr);
     }
@@ -368,12 +364,6 @@ function madviseGuardInstall(mm: RefMm, vma: Vma, start: number, end: number): M
       throw new Error('reference bug: guard install does not converge');
     }
     let needZap = false;
-    if (vma.shm) {
-      for (let addr = start; addr < end; addr += PAGE_SIZE) {
-        const pte = mm.hasPteTable(addr) ? mm.pteGet(addr) : undefined;
-        if (pte?.kind === 'guard' && pte.wp) mm.note('shmem-guard-wp-reinstall');
-      }
-    }
     // walk_page_range_mm() with install_pte: allocates the tables on its way.
     for (let addr = start; addr < end; addr += PAGE_SIZE) {
       if (mm.thpGet(addr)) {
